@@ -1,0 +1,5 @@
+import sys
+
+from gos3matic.cli import main
+
+sys.exit(main())

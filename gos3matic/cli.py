@@ -1,0 +1,324 @@
+"""Arguments -> a validated plan -> the engine -> a report and an exit code.
+
+Exit codes (an interface: GoCD jobs branch on them):
+  0 done; 1 objects failed or nothing to annotate; 2 bad input; 3 environment (credentials,
+  endpoint, bucket); 4 the store did not keep the marker's metadata; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn, TextIO
+from urllib.parse import urlparse
+
+from gos3matic import __version__
+from gos3matic.contract import (
+    Annotation,
+    looks_like_revision_path,
+    normalize_prefix,
+    parse_custom_key,
+    traceback_url_from_env,
+    validate_label,
+)
+from gos3matic.engine import MarkerState, Outcome, Plan, annotate_prefix
+from gos3matic.errors import EnvironmentProblem, InputError
+from gos3matic.metadata import encode_annotation
+from gos3matic.report import (
+    BarProgress,
+    LineProgress,
+    NoProgress,
+    error_line,
+    parameter_table,
+    summary_json,
+    summary_text,
+)
+from gos3matic.s3 import Boto3Bucket, Connection, make_client
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_ENVIRONMENT = 3
+EXIT_MARKER_NOT_KEPT = 4
+EXIT_INTERRUPTED = 130
+
+DEFAULT_WORKERS = 16
+MAX_WORKERS = 256
+_BUCKET = re.compile(r"[A-Za-z0-9._-]{1,255}")  # botocore's own rule; S3-compatible stores vary
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit 2, like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        error_line(f"{message} (see '{self.prog} --help')")
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="gos3matic",
+        description="Annotate an S3 prefix so GoCD's s3material poller sees it as a revision.",
+    )
+    parser.add_argument("--version", action="version", version=f"gos3matic {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    annotate = commands.add_parser(
+        "annotate",
+        help="stamp every object under PATH with GoCD metadata, then write the marker",
+        description="Stamp every object under s3://BUCKET/PATH/ with GoCD metadata, keeping "
+        "everything else about it, then write and verify the marker PATH/.",
+    )
+    annotate.add_argument("bucket", metavar="BUCKET")
+    annotate.add_argument("path", metavar="PATH", help="e.g. app/build/package/42.1")
+    label = annotate.add_argument_group("annotation")
+    label.add_argument("--label", help="pipeline label (default: $GO_PIPELINE_LABEL)")
+    label.add_argument("--username", help="who triggered the run (default: $GO_TRIGGER_USER)")
+    label.add_argument(
+        "--traceback-url",
+        help="link to the upstream run (default: built from $GO_SERVER_DASHBOARD_URL and the "
+        "other GO_* variables, when all are set)",
+    )
+    label.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help="custom metadata, repeatable; a bare NAME means NAME=NAME",
+    )
+    run = annotate.add_argument_group("run")
+    run.add_argument(
+        "--dry-run", action="store_true", help="list and print the writes; write nothing"
+    )
+    run.add_argument("--no-marker", action="store_true", help="annotate the objects only")
+    run.add_argument(
+        "--allow-empty", action="store_true", help="write the marker even when PATH holds no object"
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help=f"objects annotated at once (default {DEFAULT_WORKERS}, at most {MAX_WORKERS})",
+    )
+    output = annotate.add_argument_group("output")
+    output.add_argument(
+        "-q", "--quiet", action="store_true", help="no parameter table and no progress"
+    )
+    output.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object on stdout at the end; human text goes to stderr",
+    )
+    output.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    connection = annotate.add_argument_group("connection")
+    connection.add_argument(
+        "--endpoint-url",
+        help="S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL_S3 / $AWS_ENDPOINT_URL)",
+    )
+    connection.add_argument("--region", help="AWS region (default: boto3's resolution)")
+    connection.add_argument("--profile", help="AWS profile (default: $AWS_PROFILE)")
+    connection.add_argument(
+        "--expected-bucket-owner",
+        metavar="ACCOUNT",
+        help="refuse to touch the bucket unless this account owns it",
+    )
+    return parser
+
+
+@dataclass(frozen=True)
+class AnnotateRequest:
+    plan: Plan
+    connection: Connection
+    table: list[tuple[str, str]]
+
+
+def _flag_or_env(
+    value: str | None, env: Mapping[str, str], name: str, flag: str
+) -> tuple[str | None, str]:
+    if value is not None:
+        if not value:
+            raise InputError(f"{flag} is empty")
+        return value, flag
+    from_env = env.get(name) or None
+    return from_env, f"${name}" if from_env else "not set"
+
+
+def _validate_bucket(bucket: str) -> str:
+    if bucket.startswith("s3://"):
+        raise InputError(f"invalid bucket {bucket!r}: give the bucket name alone, without s3://")
+    if not _BUCKET.fullmatch(bucket):
+        raise InputError(
+            f"invalid bucket name {bucket!r}: use letters, digits, '.', '-' and '_' only"
+        )
+    return bucket
+
+
+def _validate_url(url: str, what: str) -> str:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or not url.isprintable():
+        raise InputError(f"invalid {what} {url!r}: expected an http:// or https:// URL")
+    return url
+
+
+def annotate_request(args: argparse.Namespace, env: Mapping[str, str]) -> AnnotateRequest:
+    """Every input checked, before any client exists: a refusal here writes nothing."""
+    bucket = _validate_bucket(args.bucket)
+    prefix = normalize_prefix(args.path)
+
+    label, label_from = _flag_or_env(args.label, env, "GO_PIPELINE_LABEL", "--label")
+    if label is None:
+        raise InputError("no label: pass --label, or run inside a GoCD job ($GO_PIPELINE_LABEL)")
+    validate_label(label)
+    user, user_from = _flag_or_env(args.username, env, "GO_TRIGGER_USER", "--username")
+    traceback_url, url_from = _flag_or_env(args.traceback_url, {}, "", "--traceback-url")
+    if traceback_url is None:
+        traceback_url = traceback_url_from_env(env)
+        url_from = "$GO_SERVER_DASHBOARD_URL and GO_*" if traceback_url else "not set"
+    if traceback_url is not None:
+        _validate_url(traceback_url, "traceback URL")
+    custom = tuple(dict(parse_custom_key(spec) for spec in args.key).items())
+
+    annotation = Annotation(label, user, traceback_url, custom)
+    object_metadata = encode_annotation(annotation.items())
+    marker_metadata = encode_annotation(annotation.marker_items())
+
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise InputError(f"--workers must be between 1 and {MAX_WORKERS}, not {args.workers}")
+    endpoint_url = args.endpoint_url
+    if endpoint_url is not None:
+        _validate_url(endpoint_url, "--endpoint-url")
+    owner = args.expected_bucket_owner
+    if owner is not None and not re.fullmatch(r"\d{12}", owner):
+        raise InputError(f"invalid --expected-bucket-owner {owner!r}: an AWS account is 12 digits")
+
+    plan = Plan(
+        bucket=bucket,
+        prefix=prefix,
+        annotation=object_metadata,
+        marker_metadata=marker_metadata,
+        workers=args.workers,
+        dry_run=args.dry_run,
+        write_marker=not args.no_marker,
+        allow_empty=args.allow_empty,
+    )
+    shown_endpoint = (
+        endpoint_url
+        or env.get("AWS_ENDPOINT_URL_S3")
+        or env.get("AWS_ENDPOINT_URL")
+        or "AWS default"
+    )
+    table = [
+        ("bucket", bucket),
+        ("prefix", prefix),
+        ("marker", "none (--no-marker)" if args.no_marker else f"{prefix} (written last)"),
+        ("endpoint", shown_endpoint),
+        ("label", f"{label}  ({label_from})"),
+        ("user", f"{user}  ({user_from})" if user else "not set"),
+        ("traceback url", f"{traceback_url}  ({url_from})" if traceback_url else "not set"),
+        ("custom keys", ", ".join(f"{k}={v}" for k, v in custom) or "none"),
+        ("workers", str(args.workers)),
+    ]
+    if args.dry_run:
+        table.append(("mode", "dry run: nothing will be written"))
+    connection = Connection(endpoint_url, args.region, args.profile, owner)
+    return AnnotateRequest(plan, connection, table)
+
+
+def exit_code(outcome: Outcome) -> int:
+    if outcome.interrupted:
+        return EXIT_INTERRUPTED
+    if outcome.tally.failed or outcome.marker is MarkerState.EMPTY:
+        return EXIT_FAILED
+    if outcome.marker is MarkerState.NOT_KEPT:
+        return EXIT_MARKER_NOT_KEPT
+    return EXIT_OK
+
+
+def _install_stop_signals(stop: threading.Event) -> None:
+    """First SIGINT/SIGTERM: start nothing new, finish what is in flight. Second: leave now."""
+
+    def handle(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            os._exit(EXIT_INTERRUPTED)
+        stop.set()
+        print(
+            f"\n{signal.Signals(signum).name}: finishing in-flight objects, starting no new "
+            "ones (again to quit at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+
+
+def run_annotate(args: argparse.Namespace) -> int:
+    request = annotate_request(args, os.environ)
+    plan = request.plan
+    info: TextIO = sys.stderr if args.json else sys.stdout
+    if not looks_like_revision_path(plan.prefix):
+        print(
+            f"gos3matic: warning: {plan.prefix!r} is not <pipeline>/<stage>/<job>/<N>.<M>/; "
+            "GoCD's poller and fetch task expect that layout",
+            file=sys.stderr,
+        )
+    if not args.quiet:
+        parameter_table(request.table, info)
+
+    stop = threading.Event()
+    _install_stop_signals(stop)
+    client = make_client(request.connection, max_connections=plan.workers + 4)
+    bucket = Boto3Bucket(client, plan.bucket, request.connection.expected_bucket_owner)
+    bucket.check_access()
+
+    if args.quiet or args.no_progress:
+        progress: NoProgress | BarProgress | LineProgress = NoProgress()
+    elif sys.stderr.isatty():
+        progress = BarProgress(sys.stderr)
+    else:
+        progress = LineProgress(sys.stderr)
+
+    def announce(line: str) -> None:
+        print(line, file=info, flush=True)
+
+    try:
+        outcome = annotate_prefix(plan, bucket, bucket, progress, stop, announce)
+    finally:
+        progress.close()
+    code = exit_code(outcome)
+    print(summary_text(outcome, plan.dry_run), file=info, flush=True)
+    if args.json:
+        context = {
+            "bucket": plan.bucket,
+            "prefix": plan.prefix,
+            "marker_key": plan.marker_key,
+            "dry_run": plan.dry_run,
+        }
+        print(summary_json(outcome, context, code), flush=True)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run_annotate(args)
+    except InputError as error:
+        error_line(str(error))
+        return EXIT_BAD_INPUT
+    except EnvironmentProblem as error:
+        error_line(str(error))
+        return EXIT_ENVIRONMENT
+    except KeyboardInterrupt:
+        error_line("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as error:  # the last line of defence: one line, never a traceback
+        if os.environ.get("GOS3MATIC_DEBUG"):
+            traceback.print_exc()
+        error_line(f"unexpected {type(error).__name__}: {error} (GOS3MATIC_DEBUG=1 shows more)")
+        return EXIT_FAILED

@@ -1,0 +1,137 @@
+"""The GoCD side: what the indix.s3material poller reads, and the GO_* environment defaults.
+
+Pure: no S3 calls. See ../shared/GOCD_CONTRACT.md for the facts this module encodes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from gos3matic.errors import InputError
+
+COMPLETED_KEY = "completed"
+LABEL_KEY = "go_pipeline_label"
+USER_KEY = "user"
+TRACEBACK_KEY = "traceback_url"
+RESERVED_KEYS = frozenset({COMPLETED_KEY, LABEL_KEY, USER_KEY, TRACEBACK_KEY})
+
+TRACEBACK_ENV = (
+    "GO_SERVER_DASHBOARD_URL",
+    "GO_PIPELINE_NAME",
+    "GO_PIPELINE_COUNTER",
+    "GO_STAGE_NAME",
+    "GO_STAGE_COUNTER",
+    "GO_JOB_NAME",
+)
+
+_LABEL = re.compile(r"[A-Za-z0-9._-]{1,255}")
+_CUSTOM_KEY = re.compile(r"[a-z0-9_-]+")
+_REVISION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """What GoS3-matic stamps on every object; the marker gets it plus `completed`."""
+
+    label: str
+    user: str | None = None
+    traceback_url: str | None = None
+    custom: tuple[tuple[str, str], ...] = field(default=())
+
+    def items(self) -> dict[str, str]:
+        """The annotation as user metadata, unencoded, in a stable order."""
+        entries = {LABEL_KEY: self.label}
+        if self.user:
+            entries[USER_KEY] = self.user
+        if self.traceback_url:
+            entries[TRACEBACK_KEY] = self.traceback_url
+        entries.update(self.custom)
+        return entries
+
+    def marker_items(self) -> dict[str, str]:
+        # The publisher writes key = value; the poller only checks the key's presence.
+        return {**self.items(), COMPLETED_KEY: COMPLETED_KEY}
+
+
+def validate_label(label: str) -> str:
+    if not _LABEL.fullmatch(label):
+        raise InputError(
+            f"invalid label {label!r}: use 1 to 255 letters, digits, '.', '-' or '_' (e.g. 42)"
+        )
+    return label
+
+
+def parse_custom_key(spec: str) -> tuple[str, str]:
+    """`NAME=VALUE` or a bare `NAME`, meaning NAME=NAME (as the contract's completed=completed)."""
+    name, sep, value = spec.partition("=")
+    if not sep:
+        value = name
+    if not name:
+        raise InputError(f"invalid --key {spec!r}: the name before '=' is empty")
+    if name != name.lower() and _CUSTOM_KEY.fullmatch(name.lower()):
+        raise InputError(
+            f"invalid --key name {name!r}: S3 lowercases metadata keys, write {name.lower()!r}"
+        )
+    if not _CUSTOM_KEY.fullmatch(name):
+        raise InputError(
+            f"invalid --key name {name!r}: use lowercase letters, digits, '-' and '_' only"
+        )
+    if name in RESERVED_KEYS:
+        raise InputError(
+            f"invalid --key name {name!r}: it is one of GoCD's own keys, set by "
+            "--label, --username, --traceback-url or the marker"
+        )
+    return name, value
+
+
+def normalize_prefix(path: str) -> str:
+    """The listing prefix for PATH: no leading '/', exactly one trailing '/'."""
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in path):
+        raise InputError(f"invalid path {path!r}: it contains control characters")
+    if path.startswith("s3://"):
+        raise InputError(f"invalid path {path!r}: give the key prefix without s3://BUCKET/")
+    prefix = path.lstrip("/").rstrip("/")
+    if not prefix:
+        raise InputError(
+            "refusing an empty path: annotating a whole bucket is never a GoCD revision; "
+            "give <pipeline>/<stage>/<job>/<N>.<M>"
+        )
+    if "//" in prefix:
+        raise InputError(f"invalid path {path!r}: it contains an empty segment ('//')")
+    if any(segment in (".", "..") for segment in prefix.split("/")):
+        raise InputError(f"invalid path {path!r}: '.' and '..' are not folders in S3")
+    return prefix + "/"
+
+
+def marker_key(prefix: str) -> str:
+    """The marker is a zero-byte object whose key is the prefix itself, trailing slash included."""
+    return prefix
+
+
+def traceback_url_from_env(env: Mapping[str, str]) -> str | None:
+    """The URL the upstream publisher would write, when GoCD gave every variable it needs."""
+    values = [env.get(name, "") for name in TRACEBACK_ENV]
+    if not all(values):
+        return None
+    server, pipeline, pipeline_counter, stage, stage_counter, job = values
+    return (
+        f"{server.rstrip('/')}/go/tab/build/detail/"
+        f"{pipeline}/{pipeline_counter}/{stage}/{stage_counter}/{job}"
+    )
+
+
+def parse_revision(name: str) -> tuple[int, int, int] | None:
+    """A revision folder name as the poller parses it: major.minor[.patch] of integers."""
+    match = _REVISION.fullmatch(name)
+    if not match:
+        return None
+    major, minor, patch = match.groups()
+    return int(major), int(minor), int(patch or 0)
+
+
+def looks_like_revision_path(prefix: str) -> bool:
+    """True when the prefix is <pipeline>/<stage>/<job>/<N>.<M>/ as the poller and fetch expect."""
+    segments = prefix.rstrip("/").split("/")
+    return len(segments) >= 4 and re.fullmatch(r"\d+\.\d+", segments[-1]) is not None

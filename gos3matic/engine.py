@@ -1,0 +1,278 @@
+"""Listing -> bounded pool -> one guarded copy per object -> results; the marker last, read back.
+
+Data flows one way: the listing streams into the pool, each worker returns a result, the tally
+collects them, and only a clean tally lets the marker be written.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol
+
+from gos3matic.contract import marker_key
+from gos3matic.errors import EnvironmentProblem, NetworkError, S3Error
+from gos3matic.metadata import ObjectRefused, copy_params, grant_params, is_annotated
+from gos3matic.retry import ATTEMPTS
+from gos3matic.s3 import Boto3Bucket, Listed, ObjectStore
+
+STALE_READS = 3  # how often an object may change under us before it counts as failed
+QUEUE_PER_WORKER = 4  # listed-but-not-started objects per worker: bounds memory
+
+
+class Result(enum.Enum):
+    ANNOTATED = "annotated"
+    SKIPPED = "skipped"
+    WOULD_ANNOTATE = "would_annotate"
+    FAILED = "failed"
+
+
+class MarkerState(enum.Enum):
+    WRITTEN = "written"
+    ALREADY_PRESENT = "already-present"
+    NOT_KEPT = "not-kept"
+    WITHHELD = "withheld"  # objects failed
+    INTERRUPTED = "interrupted"
+    EMPTY = "nothing-to-annotate"
+    DISABLED = "disabled"  # --no-marker
+    DRY_RUN = "dry-run"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One annotate run, validated: encoded metadata ready to send."""
+
+    bucket: str
+    prefix: str
+    annotation: Mapping[str, str]
+    marker_metadata: Mapping[str, str]
+    workers: int
+    dry_run: bool = False
+    write_marker: bool = True
+    allow_empty: bool = False
+
+    @property
+    def marker_key(self) -> str:
+        return marker_key(self.prefix)
+
+
+@dataclass(frozen=True)
+class Failure:
+    key: str
+    error: str
+
+
+@dataclass
+class Tally:
+    listed: int = 0
+    annotated: int = 0
+    skipped: int = 0
+    would_annotate: int = 0
+    failed: int = 0
+    bytes_copied: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    tally: Tally
+    marker: MarkerState
+    marker_written: bool = False
+    marker_verified: bool = False
+    interrupted: bool = False
+    elapsed: float = 0.0
+
+
+class Progress(Protocol):
+    def listed(self, tally: Tally) -> None: ...
+
+    def finished(self, tally: Tally) -> None: ...
+
+
+def describe(error: BaseException) -> str:
+    """One line a person can act on, for the summary and --json."""
+    if isinstance(error, ObjectRefused):
+        return str(error)
+    if isinstance(error, S3Error):
+        if error.code in ("NotFound", "NoSuchKey"):
+            return "deleted since it was listed (NoSuchKey)"
+        if error.code in ("ObjectNotInActiveTierError", "InvalidObjectState"):
+            return f"archived and not restored ({error.code}); restore it first"
+        if error.code == "BadRequest" and error.operation == "HeadObject":
+            return "HEAD refused (400 Bad Request): likely SSE-C, which needs the customer key"
+        detail = f": {error.message}" if error.message else ""
+        return f"{error.code}{detail}"
+    if isinstance(error, NetworkError):
+        return f"no answer from S3 after {ATTEMPTS} attempts: {error}"
+    return f"unexpected {type(error).__name__}: {error}"
+
+
+class Annotator:
+    """Annotates one object: HEAD, skip if done, merge, guarded copy; re-read when it changed."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        objects: ObjectStore,
+        keep_grants: bool,
+        announce: Callable[[str], None],
+    ) -> None:
+        self.plan = plan
+        self.objects = objects
+        self.keep_grants = keep_grants
+        self.announce = announce
+
+    def __call__(self, listed: Listed) -> tuple[Result, int]:
+        copied = False
+        for _ in range(STALE_READS):
+            head = self.objects.head_object(listed.key)
+            if is_annotated(head, self.plan.annotation):
+                return (Result.ANNOTATED if copied else Result.SKIPPED), 0
+            params = copy_params(
+                self.plan.bucket, listed.key, head, self.plan.annotation, self._grants(listed.key)
+            )
+            if self.plan.dry_run:
+                self.announce(f"would annotate s3://{self.plan.bucket}/{listed.key}")
+                return Result.WOULD_ANNOTATE, 0
+            try:
+                copied = True
+                self.objects.copy_object(params)
+            except S3Error as error:
+                if error.code == "PreconditionFailed":
+                    continue  # overwritten since our HEAD: merge over the new content
+                raise
+            return Result.ANNOTATED, int(head.get("ContentLength", listed.size))
+        raise ObjectRefused(f"changed under every one of {STALE_READS} attempts to copy it")
+
+    def _grants(self, key: str) -> dict[str, str]:
+        if not self.keep_grants:
+            return {}
+        try:
+            return grant_params(self.objects.get_object_acl(key))
+        except S3Error as error:
+            if error.code in ("NotImplemented", "MethodNotAllowed"):
+                return {}  # a store without ACLs: nothing to keep
+            raise ObjectRefused(
+                f"cannot read its ACL to keep it ({error.code}); a copy would reset it"
+            ) from None
+
+
+def annotate_prefix(
+    plan: Plan,
+    bucket: Boto3Bucket,
+    objects: ObjectStore,
+    progress: Progress,
+    stop: threading.Event,
+    announce: Callable[[str], None],
+) -> Outcome:
+    started = time.monotonic()
+    annotate = Annotator(plan, objects, bucket.acls_enabled(), announce)
+    tally = Tally()
+    lock = threading.Lock()
+    slots = threading.BoundedSemaphore(plan.workers * QUEUE_PER_WORKER)
+
+    def record(listed: Listed, future: Future[tuple[Result, int]]) -> None:
+        slots.release()
+        if future.cancelled():
+            return
+        error = future.exception()
+        with lock:
+            if error is None:
+                result, size = future.result()
+                setattr(tally, result.value, getattr(tally, result.value) + 1)
+                tally.bytes_copied += size
+            else:
+                tally.failed += 1
+                tally.failures.append(Failure(listed.key, describe(error)))
+        progress.finished(tally)
+
+    listing_failure: BaseException | None = None
+    with ThreadPoolExecutor(plan.workers, thread_name_prefix="annotate") as pool:
+        try:
+            for listed in bucket.list_objects(plan.prefix):
+                if listed.key == plan.marker_key:
+                    continue
+                if not _wait_for_slot(slots, stop):
+                    break
+                with lock:
+                    tally.listed += 1
+                progress.listed(tally)
+                future = pool.submit(annotate, listed)
+                future.add_done_callback(partial(record, listed))
+        except (S3Error, NetworkError) as error:
+            listing_failure = error
+        if stop.is_set():
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    interrupted = stop.is_set()
+    if listing_failure is not None:
+        if tally.listed == 0:
+            raise EnvironmentProblem(
+                f"cannot list s3://{plan.bucket}/{plan.prefix}: {describe(listing_failure)}"
+            )
+        tally.failed += 1
+        tally.failures.append(Failure(plan.prefix, f"listing stopped: {describe(listing_failure)}"))
+
+    outcome = Outcome(tally, MarkerState.WITHHELD, interrupted=interrupted)
+    _finish_marker(plan, bucket, outcome, announce)
+    outcome.elapsed = time.monotonic() - started
+    return outcome
+
+
+def _wait_for_slot(slots: threading.BoundedSemaphore, stop: threading.Event) -> bool:
+    while not slots.acquire(timeout=0.2):
+        if stop.is_set():
+            return False
+    if stop.is_set():
+        slots.release()
+        return False
+    return True
+
+
+def _finish_marker(
+    plan: Plan, bucket: Boto3Bucket, outcome: Outcome, announce: Callable[[str], None]
+) -> None:
+    tally = outcome.tally
+    if outcome.interrupted:
+        outcome.marker = MarkerState.INTERRUPTED
+    elif tally.failed:
+        outcome.marker = MarkerState.WITHHELD
+    elif tally.listed == 0 and not plan.allow_empty:
+        outcome.marker = MarkerState.EMPTY
+    elif not plan.write_marker:
+        outcome.marker = MarkerState.DISABLED
+    elif plan.dry_run:
+        outcome.marker = MarkerState.DRY_RUN
+        announce(
+            f"would write marker s3://{plan.bucket}/{plan.marker_key} "
+            f"with {dict(plan.marker_metadata)}"
+        )
+    else:
+        try:
+            _write_marker(plan, bucket, outcome)
+        except (S3Error, NetworkError) as error:
+            outcome.marker = MarkerState.WITHHELD
+            tally.failed += 1
+            tally.failures.append(Failure(plan.marker_key, f"marker: {describe(error)}"))
+
+
+def _write_marker(plan: Plan, bucket: Boto3Bucket, outcome: Outcome) -> None:
+    """PUT the marker unless an identical one is there, then read it back: trust, but verify."""
+    if _carries(bucket.head_metadata(plan.marker_key), plan.marker_metadata):
+        outcome.marker, outcome.marker_verified = MarkerState.ALREADY_PRESENT, True
+        return
+    bucket.put_marker(plan.marker_key, plan.marker_metadata)
+    outcome.marker_written = True
+    if _carries(bucket.head_metadata(plan.marker_key), plan.marker_metadata):
+        outcome.marker, outcome.marker_verified = MarkerState.WRITTEN, True
+    else:
+        outcome.marker = MarkerState.NOT_KEPT
+
+
+def _carries(metadata: Mapping[str, Any] | None, expected: Mapping[str, str]) -> bool:
+    return metadata is not None and all(metadata.get(k) == v for k, v in expected.items())

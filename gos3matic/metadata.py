@@ -1,0 +1,152 @@
+"""One object's HEAD plus the annotation -> the arguments of its copy onto itself.
+
+Pure: the merge keeps every existing key and every property a REPLACE copy would otherwise reset
+(see ../shared/S3_FACTS.md). Dictionaries use boto3's parameter and response names.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import Any
+
+from gos3matic.errors import InputError
+
+METADATA_LIMIT = 2048  # bytes of user metadata: UTF-8 keys plus values
+
+# Headers that travel as metadata: a REPLACE copy drops each one that is not sent again.
+CONTENT_HEADERS = (
+    "ContentType",
+    "CacheControl",
+    "ContentDisposition",
+    "ContentEncoding",
+    "ContentLanguage",
+    "Expires",
+    "WebsiteRedirectLocation",
+)
+# Properties a copy resets unless the request repeats them.
+KEPT_PROPERTIES = (
+    "StorageClass",
+    "ServerSideEncryption",
+    "SSEKMSKeyId",
+    "BucketKeyEnabled",
+    "ObjectLockMode",
+    "ObjectLockRetainUntilDate",
+    "ObjectLockLegalHoldStatus",
+)
+ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
+
+_GRANT_PARAMS = {
+    "FULL_CONTROL": "GrantFullControl",
+    "READ": "GrantRead",
+    "READ_ACP": "GrantReadACP",
+    "WRITE_ACP": "GrantWriteACP",
+}
+
+
+class ObjectRefused(Exception):
+    """This object cannot be annotated safely; the reason is one line for the summary."""
+
+
+def encode_value(value: str) -> str:
+    """A metadata value as S3 stores it: ASCII as is, anything else RFC 2047 encoded."""
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise InputError(f"invalid metadata value {value!r}: it contains control characters")
+    if value.isascii():
+        return value
+    return "=?UTF-8?B?" + base64.b64encode(value.encode("utf-8")).decode("ascii") + "?="
+
+
+def encode_annotation(items: Mapping[str, str]) -> dict[str, str]:
+    encoded = {key: encode_value(value) for key, value in items.items()}
+    size = metadata_size(encoded)
+    if size > METADATA_LIMIT:
+        raise InputError(
+            f"the annotation alone is {size} bytes of metadata; S3 allows {METADATA_LIMIT} "
+            "for all keys and values together"
+        )
+    return encoded
+
+
+def metadata_size(metadata: Mapping[str, str]) -> int:
+    return sum(len(k.encode("utf-8")) + len(v.encode("utf-8")) for k, v in metadata.items())
+
+
+def is_annotated(head: Mapping[str, Any], annotation: Mapping[str, str]) -> bool:
+    """True when the object already carries every annotation key with the same value."""
+    current = head.get("Metadata") or {}
+    return all(current.get(key) == value for key, value in annotation.items())
+
+
+def refusal_before_copy(head: Mapping[str, Any]) -> str | None:
+    """Why a copy of this object cannot work, when its HEAD already tells."""
+    if head.get("SSECustomerAlgorithm"):
+        return "encrypted with a customer-provided key (SSE-C); it cannot be copied without it"
+    storage_class = head.get("StorageClass")
+    restore = head.get("Restore") or ""
+    if storage_class in ARCHIVE_CLASSES and 'ongoing-request="false"' not in restore:
+        return f"archived in {storage_class} and not restored; restore it first"
+    if head.get("ArchiveStatus"):
+        return f"archived by Intelligent-Tiering ({head['ArchiveStatus']}); restore it first"
+    return None
+
+
+def grant_params(acl: Mapping[str, Any]) -> dict[str, str]:
+    """GetObjectAcl's grants as x-amz-grant-* parameters; none when the ACL is just 'private'."""
+    owner_id = (acl.get("Owner") or {}).get("ID")
+    grants = acl.get("Grants") or []
+    by_param: dict[str, list[str]] = {}
+    for grant in grants:
+        grantee = grant.get("Grantee") or {}
+        param = _GRANT_PARAMS.get(grant.get("Permission", ""))
+        if param is None:  # WRITE applies to buckets only
+            continue
+        if grantee.get("Type") == "Group":
+            who = f'uri="{grantee["URI"]}"'
+        elif grantee.get("Type") == "AmazonCustomerByEmail":
+            who = f'emailAddress="{grantee["EmailAddress"]}"'
+        else:
+            who = f'id="{grantee["ID"]}"'
+        by_param.setdefault(param, []).append(who)
+    private = by_param == {"GrantFullControl": [f'id="{owner_id}"']} or not by_param
+    if private:
+        return {}
+    return {param: ", ".join(who) for param, who in by_param.items()}
+
+
+def copy_params(
+    bucket: str,
+    key: str,
+    head: Mapping[str, Any],
+    annotation: Mapping[str, str],
+    grants: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """CopyObject onto itself: merged user metadata and every property sent again, ETag-guarded."""
+    reason = refusal_before_copy(head)
+    if reason:
+        raise ObjectRefused(reason)
+    merged = {**(head.get("Metadata") or {}), **annotation}
+    size = metadata_size(merged)
+    if size > METADATA_LIMIT:
+        raise ObjectRefused(
+            f"merged metadata would be {size} bytes, over S3's {METADATA_LIMIT}-byte limit"
+        )
+    params: dict[str, Any] = {
+        "Bucket": bucket,
+        "Key": key,
+        "CopySource": {"Bucket": bucket, "Key": key},
+        "CopySourceIfMatch": head["ETag"],
+        "MetadataDirective": "REPLACE",
+        "Metadata": merged,
+    }
+    for name in CONTENT_HEADERS + KEPT_PROPERTIES:
+        value = head.get(name)
+        if value not in (None, ""):
+            params[name] = value
+    if "Expires" not in params and head.get("ExpiresString"):
+        params["Expires"] = head["ExpiresString"]
+    if params.get("ServerSideEncryption") not in ("aws:kms", "aws:kms:dsse"):
+        params.pop("SSEKMSKeyId", None)
+        params.pop("BucketKeyEnabled", None)
+    params.update(grants or {})
+    return params

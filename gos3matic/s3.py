@@ -1,0 +1,220 @@
+"""The boto3 side: client construction, error translation, and every S3 request the tool makes.
+
+The engine's per-object requests go through the `ObjectStore` seam, so that the hot path can move
+to another client without touching the engine; bucket-level requests stay with boto3 here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import boto3
+import botocore.exceptions as bce
+from botocore.config import Config
+
+from gos3matic.errors import EnvironmentProblem, InputError, NetworkError, S3Error
+from gos3matic.retry import with_retries
+
+T = TypeVar("T")
+
+# HEAD answers carry no error body, only a status.
+_STATUS_CODES = {
+    "400": "BadRequest",
+    "403": "AccessDenied",
+    "404": "NotFound",
+    "412": "PreconditionFailed",
+}
+
+
+class ObjectStore(Protocol):
+    """The per-object requests of the hot path, in boto3's parameter and response shapes."""
+
+    def head_object(self, key: str) -> Mapping[str, Any]: ...
+
+    def get_object_acl(self, key: str) -> Mapping[str, Any]: ...
+
+    def copy_object(self, params: Mapping[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where and as whom to talk to S3; None means boto3's own resolution (env, config, role)."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    expected_bucket_owner: str | None = None
+
+
+@dataclass(frozen=True)
+class Listed:
+    key: str
+    size: int
+    etag: str
+
+
+def to_s3_error(error: bce.ClientError) -> S3Error:
+    info = error.response.get("Error", {})
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    code = str(info.get("Code") or status)
+    code = _STATUS_CODES.get(code, code)
+    return S3Error(code, str(info.get("Message") or ""), int(status or 0), error.operation_name)
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """botocore's exceptions -> ours: S3Error, NetworkError, EnvironmentProblem."""
+    try:
+        yield
+    except bce.ClientError as error:
+        raise to_s3_error(error) from None
+    except (bce.NoCredentialsError, bce.PartialCredentialsError) as error:
+        raise EnvironmentProblem(
+            f"no usable AWS credentials ({error}); set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with an instance role"
+        ) from None
+    except bce.CredentialRetrievalError as error:
+        raise EnvironmentProblem(f"could not load AWS credentials: {error}") from None
+    except (bce.ConnectionError, bce.HTTPClientError) as error:
+        raise NetworkError(str(error)) from None
+
+
+def make_client(connection: Connection, max_connections: int) -> Any:
+    try:
+        session = boto3.session.Session(profile_name=connection.profile)
+    except bce.ProfileNotFound as error:
+        raise EnvironmentProblem(str(error)) from None
+    config = Config(
+        retries={"total_max_attempts": 1},  # retry.py alone decides retries
+        max_pool_connections=max_connections,
+        connect_timeout=10,
+        read_timeout=120,
+        # S3-compatible stores rarely resolve virtual-hosted bucket names.
+        s3={"addressing_style": "path"} if _custom_endpoint(connection) else None,
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    try:
+        return session.client(
+            "s3",
+            endpoint_url=connection.endpoint_url,
+            region_name=connection.region,
+            config=config,
+        )
+    except ValueError as error:  # botocore's InvalidEndpoint and bad region names
+        raise InputError(str(error)) from None
+    except bce.BotoCoreError as error:
+        raise EnvironmentProblem(str(error)) from None
+
+
+def _custom_endpoint(connection: Connection) -> bool:
+    return bool(
+        connection.endpoint_url
+        or os.environ.get("AWS_ENDPOINT_URL_S3")
+        or os.environ.get("AWS_ENDPOINT_URL")
+    )
+
+
+class Boto3Bucket:
+    """Every request GoS3-matic makes to one bucket, through boto3."""
+
+    def __init__(self, client: Any, bucket: str, expected_owner: str | None = None) -> None:
+        self.client = client
+        self.bucket = bucket
+        self._owner = {"ExpectedBucketOwner": expected_owner} if expected_owner else {}
+        self._copy_owner = (
+            {**self._owner, "ExpectedSourceBucketOwner": expected_owner} if expected_owner else {}
+        )
+
+    @property
+    def endpoint_url(self) -> str:
+        return str(self.client.meta.endpoint_url)
+
+    def _call(self, operation: Callable[..., T], **params: Any) -> T:
+        return with_retries(lambda: _raw(operation, params))
+
+    # -- the hot path (ObjectStore) --
+
+    def head_object(self, key: str) -> Mapping[str, Any]:
+        response: Mapping[str, Any] = self._call(
+            self.client.head_object, Bucket=self.bucket, Key=key, **self._owner
+        )
+        return response
+
+    def get_object_acl(self, key: str) -> Mapping[str, Any]:
+        response: Mapping[str, Any] = self._call(
+            self.client.get_object_acl, Bucket=self.bucket, Key=key, **self._owner
+        )
+        return response
+
+    def copy_object(self, params: Mapping[str, Any]) -> None:
+        self._call(self.client.copy_object, **params, **self._copy_owner)
+
+    # -- bucket-level requests --
+
+    def check_access(self) -> None:
+        """Fail before any write when the bucket is missing or not ours to touch."""
+        try:
+            self._call(self.client.head_bucket, Bucket=self.bucket, **self._owner)
+        except S3Error as error:
+            if error.code in ("NotFound", "NoSuchBucket"):
+                raise EnvironmentProblem(f"bucket {self.bucket!r} does not exist") from None
+            if error.code == "AccessDenied":
+                raise EnvironmentProblem(
+                    f"access denied to bucket {self.bucket!r} (or it belongs to another account)"
+                ) from None
+            raise EnvironmentProblem(f"bucket {self.bucket!r}: {error}") from None
+        except NetworkError as error:
+            raise EnvironmentProblem(f"cannot reach S3 at {self.endpoint_url}: {error}") from None
+
+    def acls_enabled(self) -> bool:
+        """False when Object Ownership is BucketOwnerEnforced: no object can carry grants."""
+        try:
+            response = self._call(
+                self.client.get_bucket_ownership_controls, Bucket=self.bucket, **self._owner
+            )
+        except S3Error:
+            return True  # no ownership controls (ACLs on) or a store that cannot say: keep grants
+        rules = response.get("OwnershipControls", {}).get("Rules", [])
+        return not any(rule.get("ObjectOwnership") == "BucketOwnerEnforced" for rule in rules)
+
+    def list_objects(self, prefix: str) -> Iterator[Listed]:
+        """Every object under the prefix, one page at a time: memory does not grow with them."""
+        # Paginated by hand: a retried page must resume at its token, never end the listing.
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, **self._owner}
+        while True:
+            page = self._call(self.client.list_objects_v2, **params)
+            for entry in page.get("Contents", []):
+                yield Listed(entry["Key"], int(entry.get("Size", 0)), entry.get("ETag", ""))
+            if not page.get("IsTruncated"):
+                return
+            params["ContinuationToken"] = page["NextContinuationToken"]
+
+    def put_marker(self, key: str, metadata: Mapping[str, str]) -> None:
+        self._call(
+            self.client.put_object,
+            Bucket=self.bucket,
+            Key=key,
+            Body=b"",
+            Metadata=dict(metadata),
+            **self._owner,
+        )
+
+    def head_metadata(self, key: str) -> dict[str, str] | None:
+        """The user metadata of a key, or None when there is no such object."""
+        try:
+            head = self.head_object(key)
+        except S3Error as error:
+            if error.code in ("NotFound", "NoSuchKey"):
+                return None
+            raise
+        return dict(head.get("Metadata") or {})
+
+
+def _raw(operation: Callable[..., T], params: Mapping[str, Any]) -> T:
+    with translated():
+        return operation(**params)
