@@ -1,0 +1,119 @@
+"""The GoCD side, as the s3material poller and the upstream publisher see it."""
+
+import pytest
+
+from gos3matic.contract import (
+    Annotation,
+    looks_like_revision_path,
+    normalize_prefix,
+    parse_custom_key,
+    parse_revision,
+    traceback_url_from_env,
+    validate_label,
+)
+from gos3matic.errors import InputError
+
+GO_ENV = {
+    "GO_SERVER_DASHBOARD_URL": "https://gocd.example.com/",
+    "GO_PIPELINE_NAME": "app",
+    "GO_PIPELINE_COUNTER": "42",
+    "GO_STAGE_NAME": "build",
+    "GO_STAGE_COUNTER": "1",
+    "GO_JOB_NAME": "package",
+}
+
+
+def test_traceback_url_is_built_exactly_as_the_publisher_builds_it():
+    assert (
+        traceback_url_from_env(GO_ENV)
+        == "https://gocd.example.com/go/tab/build/detail/app/42/build/1/package"
+    )
+
+
+@pytest.mark.parametrize("missing", sorted(GO_ENV))
+def test_no_traceback_url_unless_every_variable_is_set(missing):
+    env = {k: v for k, v in GO_ENV.items() if k != missing}
+    assert traceback_url_from_env(env) is None
+
+
+def test_the_marker_carries_the_annotation_and_completed():
+    annotation = Annotation("42", "jo@example.com", "https://x/y", (("team", "core"),))
+    assert annotation.items() == {
+        "go_pipeline_label": "42",
+        "user": "jo@example.com",
+        "traceback_url": "https://x/y",
+        "team": "core",
+    }
+    assert annotation.marker_items()["completed"] == "completed"
+    assert "completed" not in annotation.items()
+
+
+def test_unset_user_and_url_are_left_out_rather_than_written_empty():
+    assert Annotation("42").items() == {"go_pipeline_label": "42"}
+
+
+@pytest.mark.parametrize("label", ["42", "1.2.3", "2024_01-rc.1", "a" * 255])
+def test_labels_gocd_templates_produce_are_accepted(label):
+    assert validate_label(label) == label
+
+
+@pytest.mark.parametrize("label", ["", "a" * 256, "4 2", "42/1", "é", "x\n", "$(rm)"])
+def test_labels_outside_the_alphabet_are_refused(label):
+    with pytest.raises(InputError, match="invalid label"):
+        validate_label(label)
+
+
+def test_a_bare_key_means_name_equals_name():
+    assert parse_custom_key("blessed") == ("blessed", "blessed")
+    assert parse_custom_key("team=core=x") == ("team", "core=x")
+    assert parse_custom_key("empty=") == ("empty", "")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("=v", "empty"),
+        ("Team=x", "lowercases"),
+        ("te am=x", "lowercase letters"),
+        ("tëam=x", "lowercase letters"),
+        ("completed", "GoCD's own"),
+        ("user=bob", "GoCD's own"),
+        ("go_pipeline_label=1", "GoCD's own"),
+    ],
+)
+def test_bad_custom_key_names_are_refused(spec, message):
+    with pytest.raises(InputError, match=message):
+        parse_custom_key(spec)
+
+
+@pytest.mark.parametrize(
+    ("path", "prefix"),
+    [
+        ("a/b/c/42.1", "a/b/c/42.1/"),
+        ("/a/b/c/42.1/", "a/b/c/42.1/"),
+        ("a/b/c/42.1///", "a/b/c/42.1/"),
+    ],
+)
+def test_path_gets_exactly_one_trailing_slash_and_no_leading_one(path, prefix):
+    assert normalize_prefix(path) == prefix
+
+
+@pytest.mark.parametrize("path", ["", "/", "//", "a//b", "a/../b", "s3://bkt/a", "a/\x00b"])
+def test_paths_that_cannot_be_a_revision_are_refused(path):
+    with pytest.raises(InputError):
+        normalize_prefix(path)
+
+
+def test_revision_names_parse_as_the_poller_parses_them():
+    assert parse_revision("42.1") == (42, 1, 0)
+    assert parse_revision("42.1.3") == (42, 1, 3)
+    for name in ("latest", "v1", "2024-01-01", "42", "42.x", "42.1.3.4"):
+        assert parse_revision(name) is None
+
+
+def test_only_pipeline_stage_job_counter_paths_look_like_revisions():
+    assert looks_like_revision_path("app/build/package/42.1/")
+    assert looks_like_revision_path("deep/app/build/package/42.1/")
+    assert not looks_like_revision_path("app/build/42.1/")
+    assert not looks_like_revision_path("app/build/package/latest/")
+    assert not looks_like_revision_path("app/build/package/42.1.3/")
