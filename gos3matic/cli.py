@@ -31,6 +31,14 @@ from gos3matic.contract import (
 from gos3matic.engine import MarkerState, Outcome, Plan, annotate_prefix
 from gos3matic.errors import EnvironmentProblem, InputError
 from gos3matic.metadata import encode_annotation
+from gos3matic.multipart import (
+    DEFAULT_PART_SIZE,
+    MAX_PARTS,
+    PART_CONCURRENCY,
+    human_size,
+    part_size_option,
+    threshold_option,
+)
 from gos3matic.report import (
     BarProgress,
     LineProgress,
@@ -105,6 +113,23 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_WORKERS,
         help=f"objects annotated at once (default {DEFAULT_WORKERS}, at most {MAX_WORKERS})",
+    )
+    large = annotate.add_argument_group(
+        "large objects",
+        "SIZE is a byte count or a number with KiB, MiB or GiB (powers of 1024); "
+        "KB, MB and GB are refused as ambiguous",
+    )
+    large.add_argument(
+        "--multipart-threshold",
+        metavar="SIZE",
+        help="objects larger than this are copied in parts (default 5GiB, the most one copy "
+        "request can copy; at least 5MiB)",
+    )
+    large.add_argument(
+        "--part-size",
+        metavar="SIZE",
+        help=f"part size of a multipart copy, 5MiB to 5GiB (default {human_size(DEFAULT_PART_SIZE)}"
+        f"); doubled for an object that would need more than {MAX_PARTS:,} parts",
     )
     output = annotate.add_argument_group("output")
     output.add_argument(
@@ -188,6 +213,8 @@ def annotate_request(args: argparse.Namespace, env: Mapping[str, str]) -> Annota
     object_metadata = encode_annotation(annotation.items())
     marker_metadata = encode_annotation(annotation.marker_items())
 
+    multipart_threshold = threshold_option(args.multipart_threshold)
+    part_size = part_size_option(args.part_size)
     if not 1 <= args.workers <= MAX_WORKERS:
         raise InputError(f"--workers must be between 1 and {MAX_WORKERS}, not {args.workers}")
     endpoint_url = args.endpoint_url
@@ -206,6 +233,8 @@ def annotate_request(args: argparse.Namespace, env: Mapping[str, str]) -> Annota
         dry_run=args.dry_run,
         write_marker=not args.no_marker,
         allow_empty=args.allow_empty,
+        multipart_threshold=multipart_threshold,
+        part_size=part_size,
     )
     shown_endpoint = (
         endpoint_url
@@ -223,6 +252,11 @@ def annotate_request(args: argparse.Namespace, env: Mapping[str, str]) -> Annota
         ("traceback url", f"{traceback_url}  ({url_from})" if traceback_url else "not set"),
         ("custom keys", ", ".join(f"{k}={v}" for k, v in custom) or "none"),
         ("workers", str(args.workers)),
+        (
+            "multipart",
+            f"objects over {human_size(multipart_threshold)}, in parts of "
+            f"{human_size(part_size or DEFAULT_PART_SIZE)} (doubled if {MAX_PARTS:,} are too few)",
+        ),
     ]
     if args.dry_run:
         table.append(("mode", "dry run: nothing will be written"))
@@ -273,7 +307,7 @@ def run_annotate(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     _install_stop_signals(stop)
-    client = make_client(request.connection, max_connections=plan.workers + 4)
+    client = make_client(request.connection, max_connections=plan.workers + 4 + PART_CONCURRENCY)
     bucket = Boto3Bucket(client, plan.bucket, request.connection.expected_bucket_owner)
     bucket.check_access()
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from gos3matic.contract import marker_key
 from gos3matic.errors import EnvironmentProblem, NetworkError, S3Error
 from gos3matic.metadata import ObjectRefused, copy_params, grant_params, is_annotated
+from gos3matic.multipart import DEFAULT_THRESHOLD, MultipartCopier
 from gos3matic.retry import ATTEMPTS
 from gos3matic.s3 import Boto3Bucket, Listed, ObjectStore
 
@@ -55,6 +56,8 @@ class Plan:
     dry_run: bool = False
     write_marker: bool = True
     allow_empty: bool = False
+    multipart_threshold: int = DEFAULT_THRESHOLD  # larger objects: multipart copy
+    part_size: int | None = None  # None: multipart.DEFAULT_PART_SIZE, raised as needed
 
     @property
     def marker_key(self) -> str:
@@ -75,6 +78,7 @@ class Tally:
     would_annotate: int = 0
     failed: int = 0
     bytes_copied: int = 0
+    multipart: int = 0  # annotated by a multipart copy
     failures: list[Failure] = field(default_factory=list)
 
 
@@ -121,11 +125,13 @@ class Annotator:
         objects: ObjectStore,
         keep_grants: bool,
         announce: Callable[[str], None],
+        copier: MultipartCopier | None = None,
     ) -> None:
         self.plan = plan
         self.objects = objects
         self.keep_grants = keep_grants
         self.announce = announce
+        self.copier = copier
 
     def __call__(self, listed: Listed) -> tuple[Result, int]:
         copied = False
@@ -141,7 +147,11 @@ class Annotator:
                 return Result.WOULD_ANNOTATE, 0
             try:
                 copied = True
-                self.objects.copy_object(params)
+                size = int(head.get("ContentLength", listed.size))
+                if self.copier is not None and size > self.plan.multipart_threshold:
+                    self.copier.copy(params, size)
+                else:
+                    self.objects.copy_object(params)
             except S3Error as error:
                 if error.code == "PreconditionFailed":
                     continue  # overwritten since our HEAD: merge over the new content
@@ -171,7 +181,8 @@ def annotate_prefix(
     announce: Callable[[str], None],
 ) -> Outcome:
     started = time.monotonic()
-    annotate = Annotator(plan, objects, bucket.acls_enabled(), announce)
+    copier = MultipartCopier.for_bucket(bucket, stop, plan.multipart_threshold, plan.part_size)
+    annotate = Annotator(plan, objects, bucket.acls_enabled(), announce, copier)
     tally = Tally()
     lock = threading.Lock()
     slots = threading.BoundedSemaphore(plan.workers * QUEUE_PER_WORKER)
@@ -186,6 +197,8 @@ def annotate_prefix(
                 result, size = future.result()
                 setattr(tally, result.value, getattr(tally, result.value) + 1)
                 tally.bytes_copied += size
+                if result is Result.ANNOTATED and size > plan.multipart_threshold:
+                    tally.multipart += 1
             else:
                 tally.failed += 1
                 tally.failures.append(Failure(listed.key, describe(error)))
@@ -208,6 +221,7 @@ def annotate_prefix(
             listing_failure = error
         if stop.is_set():
             pool.shutdown(wait=True, cancel_futures=True)
+    copier.shutdown()
 
     interrupted = stop.is_set()
     if listing_failure is not None:

@@ -129,6 +129,7 @@ def summary_text(outcome: Outcome, dry_run: bool) -> str:
     lines += [
         f"  skipped         {tally.skipped}  (already annotated)",
         f"  failed          {tally.failed}",
+        f"  multipart       {tally.multipart}  (annotated by a multipart copy)",
         f"  bytes copied    {human_bytes(tally.bytes_copied)}",
         f"  elapsed         {outcome.elapsed:.1f} s",
         f"  marker          {MARKER_SENTENCES[outcome.marker]}",
@@ -149,6 +150,7 @@ def summary_json(outcome: Outcome, context: dict[str, Any], exit_code: int) -> s
         "skipped": tally.skipped,
         "would_annotate": tally.would_annotate,
         "failed": tally.failed,
+        "multipart": tally.multipart,
         "bytes_copied": tally.bytes_copied,
         "elapsed_seconds": round(outcome.elapsed, 3),
         "marker_state": outcome.marker.value,

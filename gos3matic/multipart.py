@@ -1,0 +1,328 @@
+"""Objects over the single-copy limit: the part plan, and a multipart copy onto itself.
+
+The part plan is pure: sizes as the user writes them, S3's part limits, and the part size for one
+object (s3transfer's ChunksizeAdjuster, the very rule its managed copy applies). The copy is
+s3transfer's managed copy (parts in parallel, abort on failure), wrapped so that it carries every
+property `metadata.copy_params` sends, keeps the tags, retries and fails like every other request
+of ours, and stops when the run is interrupted. See ../shared/S3_FACTS.md, "Sizes".
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
+
+from s3transfer.exceptions import CancelledError
+from s3transfer.manager import TransferConfig, TransferManager
+from s3transfer.subscribers import BaseSubscriber
+from s3transfer.utils import ChunksizeAdjuster
+
+from gos3matic.errors import InputError
+from gos3matic.metadata import ObjectRefused
+from gos3matic.retry import with_retries
+from gos3matic.s3 import Boto3Bucket, translated
+
+T = TypeVar("T")
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+TiB = 1024 * GiB
+
+MIN_PART = 5 * MiB  # every part but the last
+MAX_PART = 5 * GiB
+MAX_PARTS = 10_000
+MAX_OBJECT = 5 * TiB
+SINGLE_COPY_LIMIT = 5 * GiB  # the largest object one CopyObject copies
+
+DEFAULT_THRESHOLD = SINGLE_COPY_LIMIT
+DEFAULT_PART_SIZE = 64 * MiB  # raised per object, doubling, until it fits in MAX_PARTS parts
+PART_CONCURRENCY = 10  # UploadPartCopy requests in flight, across all objects of a run
+STOP_POLL = 0.1  # seconds between looks at the stop flag while a copy runs
+
+_UNITS = {"": 1, "b": 1, "kib": KiB, "mib": MiB, "gib": GiB, "tib": TiB}
+_AMBIGUOUS = frozenset({"k", "kb", "m", "mb", "g", "gb", "t", "tb"})
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*")
+
+
+# -- the part plan (pure) --
+
+
+def parse_size(text: str, option: str) -> int:
+    """'8MiB' -> 8388608. Bytes, or KiB/MiB/GiB/TiB (powers of 1024); KB/MB/GB are refused."""
+    match = _SIZE.fullmatch(text)
+    if not match:
+        raise InputError(f"invalid {option} {text!r}: expected bytes or a size like 64MiB")
+    number, unit = match.groups()
+    if unit.lower() in _AMBIGUOUS:
+        raise InputError(
+            f"invalid {option} {text!r}: {unit} is ambiguous (powers of 1000 or of 1024?); "
+            f"write {number}{unit[0].upper()}iB for powers of 1024, or a byte count"
+        )
+    if unit.lower() not in _UNITS:
+        raise InputError(f"invalid {option} {text!r}: unknown unit {unit!r}; use KiB, MiB or GiB")
+    try:
+        size = Decimal(number) * _UNITS[unit.lower()]
+    except InvalidOperation:  # pragma: no cover - the pattern admits only decimal numbers
+        raise InputError(f"invalid {option} {text!r}") from None
+    if size != size.to_integral_value():
+        raise InputError(f"invalid {option} {text!r}: not a whole number of bytes")
+    return int(size)
+
+
+def human_size(size: int) -> str:
+    """The largest binary unit that writes the size exactly: 5 GiB, 8 MiB, 1536 KiB, 7 B."""
+    for unit, factor in (("TiB", TiB), ("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} B"
+
+
+def validate_part_size(size: int) -> int:
+    if size < MIN_PART:
+        raise InputError(
+            f"--part-size {human_size(size)} is below S3's smallest part, {human_size(MIN_PART)}"
+        )
+    if size > MAX_PART:
+        raise InputError(
+            f"--part-size {human_size(size)} is above S3's largest part, {human_size(MAX_PART)}"
+        )
+    return size
+
+
+def validate_threshold(size: int) -> int:
+    if size > SINGLE_COPY_LIMIT:
+        raise InputError(
+            f"--multipart-threshold {human_size(size)} is above "
+            f"{human_size(SINGLE_COPY_LIMIT)}, the largest object one CopyObject can copy"
+        )
+    if size < MIN_PART:
+        raise InputError(
+            f"--multipart-threshold {human_size(size)} is below {human_size(MIN_PART)}, "
+            "the smallest part: every multipart copy would be one part, three requests for one"
+        )
+    return size
+
+
+def threshold_option(text: str | None) -> int:
+    """--multipart-threshold as given, checked; the single-copy limit when not given."""
+    if text is None:
+        return DEFAULT_THRESHOLD
+    return validate_threshold(parse_size(text, "--multipart-threshold"))
+
+
+def part_size_option(text: str | None) -> int | None:
+    """--part-size as given, checked; None (the default, raised per object) when not given."""
+    if text is None:
+        return None
+    return validate_part_size(parse_size(text, "--part-size"))
+
+
+@dataclass(frozen=True)
+class PartPlan:
+    """How one object is cut: `parts` ranges of `part_size` bytes, the last one shorter."""
+
+    object_size: int
+    part_size: int
+
+    @property
+    def parts(self) -> int:
+        return max(1, -(-self.object_size // self.part_size))
+
+
+def part_plan(object_size: int, part_size: int | None = None) -> PartPlan:
+    """The part size s3transfer will use for this object: the one asked for (or the default),
+    doubled until the object fits in 10,000 parts, kept within 5 MiB-5 GiB."""
+    wanted = DEFAULT_PART_SIZE if part_size is None else part_size
+    adjuster = ChunksizeAdjuster(max_size=MAX_PART, min_size=MIN_PART, max_parts=MAX_PARTS)
+    return PartPlan(object_size, adjuster.adjust_chunksize(wanted, object_size))
+
+
+def tagging_header(tag_set: list[Mapping[str, str]]) -> str:
+    """GetObjectTagging's TagSet as the url-encoded `Tagging` a create request carries."""
+    return urlencode([(tag["Key"], tag["Value"]) for tag in tag_set], quote_via=quote)
+
+
+# -- the copy --
+
+
+class CopyInterrupted(ObjectRefused):
+    """The run was interrupted during this object's multipart copy; its upload was aborted."""
+
+
+class _Requests:
+    """The boto3 client as s3transfer sees it: each request under our retry policy, raising our
+    errors, with what s3transfer does not pass on added per operation.
+
+    s3transfer refuses some CreateMultipartUpload parameters (BucketKeyEnabled), drops `Tagging`
+    from it (then re-reads tags after completion, from the new object on a copy onto itself),
+    and knows nothing of ExpectedSourceBucketOwner. Those are added here, per key: a run copies
+    each key once, and only one of its workers copies it.
+    """
+
+    def __init__(self, client: Any, owner: str | None) -> None:
+        self._client = client
+        self.meta = client.meta  # s3transfer registers its event handlers here
+        self._owner = {"ExpectedBucketOwner": owner} if owner else {}
+        self._source_owner = {"ExpectedSourceBucketOwner": owner} if owner else {}
+        self._create_extras: dict[tuple[str, str], dict[str, Any]] = {}
+        self._unaborted: dict[tuple[str, str], str] = {}  # s3transfer only logs a failed abort
+        self._lock = threading.Lock()
+
+    def expect(self, bucket: str, key: str, create_extras: Mapping[str, Any]) -> None:
+        with self._lock:
+            if (bucket, key) in self._create_extras:
+                raise RuntimeError(f"s3://{bucket}/{key} is already being copied")
+            self._create_extras[bucket, key] = dict(create_extras)
+
+    def forget(self, bucket: str, key: str) -> str | None:
+        """Done with this key; the id of an upload of it that could not be aborted, if any."""
+        with self._lock:
+            self._create_extras.pop((bucket, key), None)
+            return self._unaborted.pop((bucket, key), None)
+
+    def _call(self, operation: Callable[..., T], **params: Any) -> T:
+        def attempt() -> T:
+            with translated():
+                return operation(**params, **self._owner)
+
+        return with_retries(attempt)
+
+    def get_object_tagging(self, **params: Any) -> Any:
+        return self._call(self._client.get_object_tagging, **params)
+
+    def create_multipart_upload(self, **params: Any) -> Any:
+        with self._lock:
+            extras = self._create_extras[params["Bucket"], params["Key"]]
+        return self._call(self._client.create_multipart_upload, **params, **extras)
+
+    def upload_part_copy(self, **params: Any) -> Any:
+        return self._call(self._client.upload_part_copy, **params, **self._source_owner)
+
+    def complete_multipart_upload(self, **params: Any) -> Any:
+        return self._call(self._client.complete_multipart_upload, **params)
+
+    def abort_multipart_upload(self, **params: Any) -> Any:
+        try:
+            return self._call(self._client.abort_multipart_upload, **params)
+        except Exception:
+            with self._lock:
+                self._unaborted[params["Bucket"], params["Key"]] = params["UploadId"]
+            raise
+
+
+class _KnownObject(BaseSubscriber):
+    """Tells s3transfer the size and ETag we already read, so it does not HEAD again."""
+
+    def __init__(self, size: int, etag: str, done: threading.Event) -> None:
+        self._size = size
+        self._etag = etag
+        self._done = done
+
+    def on_queued(self, future: Any, **kwargs: Any) -> None:
+        future.meta.provide_transfer_size(self._size)
+        if hasattr(future.meta, "provide_object_etag"):  # s3transfer >= 0.14 guards parts itself
+            future.meta.provide_object_etag(self._etag)
+
+    def on_done(self, future: Any, **kwargs: Any) -> None:
+        self._done.set()
+
+
+class MultipartCopier:
+    """Multipart copies of objects onto themselves, parts in parallel, for one run.
+
+    `copy(params, size)` takes the very arguments `metadata.copy_params` builds for CopyObject and
+    raises what a single copy would: S3Error (PreconditionFailed when any part found the object
+    changed), NetworkError, or CopyInterrupted once `stop` is set. On every failure the upload is
+    aborted before `copy` returns.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        stop: threading.Event,
+        *,
+        threshold: int = DEFAULT_THRESHOLD,
+        part_size: int | None = None,
+        expected_owner: str | None = None,
+        concurrency: int = PART_CONCURRENCY,
+    ) -> None:
+        self._stop = stop
+        self._requests = _Requests(client, expected_owner)
+        self.part_size = part_size
+        config = TransferConfig(
+            multipart_threshold=threshold,
+            multipart_chunksize=DEFAULT_PART_SIZE if part_size is None else part_size,
+            max_request_concurrency=concurrency,
+        )
+        self._manager = TransferManager(self._requests, config)  # type: ignore[arg-type]  # a duck-typed client
+        self._submit_lock = threading.Lock()  # TransferManager numbers transfers unlocked
+
+    @classmethod
+    def for_bucket(
+        cls, bucket: Boto3Bucket, stop: threading.Event, threshold: int, part_size: int | None
+    ) -> MultipartCopier:
+        """On the bucket's own client, with its --expected-bucket-owner on every request."""
+        owner = bucket._owner.get("ExpectedBucketOwner")  # s3.py keeps it only as call params
+        return cls(
+            bucket.client, stop, threshold=threshold, part_size=part_size, expected_owner=owner
+        )
+
+    def copy(self, params: Mapping[str, Any], size: int) -> PartPlan:
+        bucket, key = params["Bucket"], params["Key"]
+        if self._stop.is_set():
+            raise CopyInterrupted("interrupted before its multipart copy started")
+        allowed = set(TransferManager.ALLOWED_COPY_ARGS)
+        extra_args = {name: value for name, value in params.items() if name in allowed}
+        create_extras = {
+            name: value
+            for name, value in params.items()
+            if name not in allowed and name not in ("Bucket", "Key", "CopySource")
+        }
+        tag_set = self._requests.get_object_tagging(Bucket=bucket, Key=key).get("TagSet") or []
+        if tag_set:
+            create_extras["Tagging"] = tagging_header(tag_set)
+
+        done = threading.Event()
+        self._requests.expect(bucket, key, create_extras)
+        try:
+            with self._submit_lock:
+                future = self._manager.copy(
+                    copy_source={"Bucket": bucket, "Key": key},
+                    bucket=bucket,
+                    key=key,
+                    extra_args=extra_args,
+                    subscribers=[_KnownObject(size, params["CopySourceIfMatch"], done)],
+                )
+            while not done.wait(STOP_POLL):
+                if self._stop.is_set():
+                    future.cancel()  # parts not started are skipped; then the upload is aborted
+                    break
+            future.result()  # returns once a failed upload is aborted
+        except CancelledError:
+            raise CopyInterrupted(
+                "interrupted during its multipart copy; the upload was aborted"
+            ) from None
+        finally:
+            upload_left = self._requests.forget(bucket, key)
+            if upload_left is not None:
+                raise ObjectRefused(
+                    f"its multipart copy failed and upload {upload_left} could not be aborted; "
+                    f"abort it: aws s3api abort-multipart-upload --bucket {bucket} "
+                    f"--key {key} --upload-id {upload_left}"
+                )
+        return part_plan(size, self.part_size)
+
+    def shutdown(self) -> None:
+        self._manager.shutdown(cancel=self._stop.is_set())
+
+    def __enter__(self) -> MultipartCopier:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
