@@ -14,15 +14,15 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, TextIO
 from urllib.parse import urlparse
 
 from gos3matic import __version__
 from gos3matic.contract import (
+    TRACEBACK_ENV,
     Annotation,
-    looks_like_revision_path,
     normalize_prefix,
     parse_custom_key,
     traceback_url_from_env,
@@ -30,6 +30,14 @@ from gos3matic.contract import (
 )
 from gos3matic.engine import MarkerState, Outcome, Plan, annotate_prefix
 from gos3matic.errors import EnvironmentProblem, InputError
+from gos3matic.gocd import (
+    RUN_COUNT_ENV,
+    RUN_INDEX_ENV,
+    Shard,
+    parse_shard,
+    path_warning,
+    shard_from_env,
+)
 from gos3matic.metadata import encode_annotation
 from gos3matic.multipart import (
     DEFAULT_PART_SIZE,
@@ -70,51 +78,43 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_BAD_INPUT)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="gos3matic",
-        description="Annotate an S3 prefix so GoCD's s3material poller sees it as a revision.",
-    )
-    parser.add_argument("--version", action="version", version=f"gos3matic {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    annotate = commands.add_parser(
-        "annotate",
-        help="stamp every object under PATH with GoCD metadata, then write the marker",
-        description="Stamp every object under s3://BUCKET/PATH/ with GoCD metadata, keeping "
-        "everything else about it, then write and verify the marker PATH/.",
-    )
-    annotate.add_argument("bucket", metavar="BUCKET")
-    annotate.add_argument("path", metavar="PATH", help="e.g. app/build/package/42.1")
-    label = annotate.add_argument_group("annotation")
-    label.add_argument("--label", help="pipeline label (default: $GO_PIPELINE_LABEL)")
-    label.add_argument("--username", help="who triggered the run (default: $GO_TRIGGER_USER)")
-    label.add_argument(
+def add_annotation_options(parser: argparse.ArgumentParser, label: bool = True) -> None:
+    """What is stamped on the objects and the marker, with the GO_* defaults the contract names."""
+    group = parser.add_argument_group("annotation")
+    if label:
+        group.add_argument("--label", help="pipeline label (default: $GO_PIPELINE_LABEL)")
+    group.add_argument("--username", help="who triggered the run (default: $GO_TRIGGER_USER)")
+    group.add_argument(
         "--traceback-url",
         help="link to the upstream run (default: built from $GO_SERVER_DASHBOARD_URL and the "
         "other GO_* variables, when all are set)",
     )
-    label.add_argument(
+    group.add_argument(
         "--key",
         action="append",
         default=[],
         metavar="NAME[=VALUE]",
         help="custom metadata, repeatable; a bare NAME means NAME=NAME",
     )
-    run = annotate.add_argument_group("run")
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> Any:
+    """--dry-run and --workers; returns the group, for a command's own run options."""
+    run = parser.add_argument_group("run")
     run.add_argument(
         "--dry-run", action="store_true", help="list and print the writes; write nothing"
-    )
-    run.add_argument("--no-marker", action="store_true", help="annotate the objects only")
-    run.add_argument(
-        "--allow-empty", action="store_true", help="write the marker even when PATH holds no object"
     )
     run.add_argument(
         "--workers",
         type=int,
         default=DEFAULT_WORKERS,
-        help=f"objects annotated at once (default {DEFAULT_WORKERS}, at most {MAX_WORKERS})",
+        help=f"objects handled at once (default {DEFAULT_WORKERS}, at most {MAX_WORKERS})",
     )
-    large = annotate.add_argument_group(
+    return run
+
+
+def add_large_object_options(parser: argparse.ArgumentParser) -> None:
+    large = parser.add_argument_group(
         "large objects",
         "SIZE is a byte count or a number with KiB, MiB or GiB (powers of 1024); "
         "KB, MB and GB are refused as ambiguous",
@@ -131,7 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"part size of a multipart copy, 5MiB to 5GiB (default {human_size(DEFAULT_PART_SIZE)}"
         f"); doubled for an object that would need more than {MAX_PARTS:,} parts",
     )
-    output = annotate.add_argument_group("output")
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    output = parser.add_argument_group("output")
     output.add_argument(
         "-q", "--quiet", action="store_true", help="no parameter table and no progress"
     )
@@ -141,7 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="one JSON object on stdout at the end; human text goes to stderr",
     )
     output.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
-    connection = annotate.add_argument_group("connection")
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    connection = parser.add_argument_group("connection")
     connection.add_argument(
         "--endpoint-url",
         help="S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL_S3 / $AWS_ENDPOINT_URL)",
@@ -153,6 +159,44 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ACCOUNT",
         help="refuse to touch the bucket unless this account owns it",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="gos3matic",
+        description="Annotate an S3 prefix so GoCD's s3material poller sees it as a revision.",
+    )
+    parser.add_argument("--version", action="version", version=f"gos3matic {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    annotate = commands.add_parser(
+        "annotate",
+        help="stamp every object under PATH with GoCD metadata, then write the marker",
+        description="Stamp every object under s3://BUCKET/PATH/ with GoCD metadata, keeping "
+        "everything else about it, then write and verify the marker PATH/.",
+    )
+    annotate.add_argument("bucket", metavar="BUCKET")
+    annotate.add_argument("path", metavar="PATH", help="e.g. app/build/package/42.1")
+    add_annotation_options(annotate)
+    run = add_run_options(annotate)
+    run.add_argument("--no-marker", action="store_true", help="annotate the objects only")
+    run.add_argument(
+        "--allow-empty", action="store_true", help="write the marker even when PATH holds no object"
+    )
+    run.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="annotate only shard K of N of the keys (a stable hash of each key) and never "
+        "write the marker; 'gos3matic mark' writes it once all N passed (default: "
+        "$GO_JOB_RUN_INDEX/$GO_JOB_RUN_COUNT when both are set; 1/1 is the whole prefix)",
+    )
+    add_large_object_options(annotate)
+    add_output_options(annotate)
+    add_connection_options(annotate)
+    annotate.set_defaults(handler=run_annotate)
+
+    from gos3matic import commands as gocd_commands  # they build on the options above
+
+    gocd_commands.add_parsers(commands)
     return parser
 
 
@@ -174,7 +218,7 @@ def _flag_or_env(
     return from_env, f"${name}" if from_env else "not set"
 
 
-def _validate_bucket(bucket: str) -> str:
+def validate_bucket(bucket: str) -> str:
     if bucket.startswith("s3://"):
         raise InputError(f"invalid bucket {bucket!r}: give the bucket name alone, without s3://")
     if not _BUCKET.fullmatch(bucket):
@@ -191,11 +235,13 @@ def _validate_url(url: str, what: str) -> str:
     return url
 
 
-def annotate_request(args: argparse.Namespace, env: Mapping[str, str]) -> AnnotateRequest:
-    """Every input checked, before any client exists: a refusal here writes nothing."""
-    bucket = _validate_bucket(args.bucket)
-    prefix = normalize_prefix(args.path)
+def annotation_from(
+    args: argparse.Namespace, env: Mapping[str, str]
+) -> tuple[Annotation, list[tuple[str, str]]]:
+    """--label, --username, --traceback-url, --key; unset ones from GoCD's GO_* variables.
 
+    Returns the annotation and its rows of the parameter table, each saying where it came from.
+    """
     label, label_from = _flag_or_env(args.label, env, "GO_PIPELINE_LABEL", "--label")
     if label is None:
         raise InputError("no label: pass --label, or run inside a GoCD job ($GO_PIPELINE_LABEL)")
@@ -204,63 +250,121 @@ def annotate_request(args: argparse.Namespace, env: Mapping[str, str]) -> Annota
     traceback_url, url_from = _flag_or_env(args.traceback_url, {}, "", "--traceback-url")
     if traceback_url is None:
         traceback_url = traceback_url_from_env(env)
-        url_from = "$GO_SERVER_DASHBOARD_URL and GO_*" if traceback_url else "not set"
+        url_from = "$GO_SERVER_DASHBOARD_URL and GO_*"
     if traceback_url is not None:
         _validate_url(traceback_url, "traceback URL")
     custom = tuple(dict(parse_custom_key(spec) for spec in args.key).items())
+    unset = [f"${name}" for name in TRACEBACK_ENV if not env.get(name)]
+    missing = "GO_* variables" if len(unset) == len(TRACEBACK_ENV) else ", ".join(unset)
+    rows = [
+        ("label", f"{label}  ({label_from})"),
+        ("user", f"{user}  ({user_from})" if user else "not set (no $GO_TRIGGER_USER)"),
+        (
+            "traceback url",
+            f"{traceback_url}  ({url_from})" if traceback_url else f"not set (no {missing})",
+        ),
+        ("custom keys", ", ".join(f"{k}={v}" for k, v in custom) or "none"),
+    ]
+    return Annotation(label, user, traceback_url, custom), rows
 
-    annotation = Annotation(label, user, traceback_url, custom)
-    object_metadata = encode_annotation(annotation.items())
-    marker_metadata = encode_annotation(annotation.marker_items())
 
-    multipart_threshold = threshold_option(args.multipart_threshold)
-    part_size = part_size_option(args.part_size)
+def workers_from(args: argparse.Namespace) -> int:
     if not 1 <= args.workers <= MAX_WORKERS:
         raise InputError(f"--workers must be between 1 and {MAX_WORKERS}, not {args.workers}")
+    return int(args.workers)
+
+
+def multipart_from(args: argparse.Namespace) -> tuple[int, int | None, tuple[str, str]]:
+    """--multipart-threshold and --part-size, and their row of the parameter table."""
+    multipart_threshold = threshold_option(args.multipart_threshold)
+    part_size = part_size_option(args.part_size)
+    row = (
+        "multipart",
+        f"objects over {human_size(multipart_threshold)}, in parts of "
+        f"{human_size(part_size or DEFAULT_PART_SIZE)} (doubled if {MAX_PARTS:,} are too few)",
+    )
+    return multipart_threshold, part_size, row
+
+
+def connection_from(
+    args: argparse.Namespace, env: Mapping[str, str]
+) -> tuple[Connection, tuple[str, str]]:
+    """The connection options, and the endpoint's row of the parameter table."""
     endpoint_url = args.endpoint_url
     if endpoint_url is not None:
         _validate_url(endpoint_url, "--endpoint-url")
     owner = args.expected_bucket_owner
     if owner is not None and not re.fullmatch(r"\d{12}", owner):
         raise InputError(f"invalid --expected-bucket-owner {owner!r}: an AWS account is 12 digits")
-
-    plan = Plan(
-        bucket=bucket,
-        prefix=prefix,
-        annotation=object_metadata,
-        marker_metadata=marker_metadata,
-        workers=args.workers,
-        dry_run=args.dry_run,
-        write_marker=not args.no_marker,
-        allow_empty=args.allow_empty,
-        multipart_threshold=multipart_threshold,
-        part_size=part_size,
-    )
     shown_endpoint = (
         endpoint_url
         or env.get("AWS_ENDPOINT_URL_S3")
         or env.get("AWS_ENDPOINT_URL")
         or "AWS default"
     )
+    return Connection(endpoint_url, args.region, args.profile, owner), ("endpoint", shown_endpoint)
+
+
+def shard_from(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[Shard | None, str]:
+    """--shard K/N, else GoCD's run instance; None (and N = 1) means the whole prefix."""
+    if args.shard is not None:
+        shard: Shard | None = parse_shard(args.shard)
+        shard_source = "--shard"
+    else:
+        shard = shard_from_env(env)
+        shard_source = f"${RUN_INDEX_ENV}/${RUN_COUNT_ENV}"
+    if shard is None:
+        return None, "none: the whole prefix"
+    if shard[1] == 1:
+        return None, f"1/1: the whole prefix  ({shard_source})"
+    return shard, f"{shard[0]}/{shard[1]}: the keys whose hash falls to it  ({shard_source})"
+
+
+def annotate_request(args: argparse.Namespace, env: Mapping[str, str]) -> AnnotateRequest:
+    """Every input checked, before any client exists: a refusal here writes nothing."""
+    bucket = validate_bucket(args.bucket)
+    prefix = normalize_prefix(args.path)
+
+    annotation, annotation_rows = annotation_from(args, env)
+    object_metadata = encode_annotation(annotation.items())
+    marker_metadata = encode_annotation(annotation.marker_items())
+
+    multipart_threshold, part_size, multipart_row = multipart_from(args)
+    workers = workers_from(args)
+    connection, endpoint_row = connection_from(args, env)
+    shard, shard_row = shard_from(args, env)
+
+    plan = Plan(
+        bucket=bucket,
+        prefix=prefix,
+        annotation=object_metadata,
+        marker_metadata=marker_metadata,
+        workers=workers,
+        dry_run=args.dry_run,
+        write_marker=not args.no_marker,
+        allow_empty=args.allow_empty,
+        multipart_threshold=multipart_threshold,
+        part_size=part_size,
+        shard=shard,
+    )
+    if shard is not None:
+        marker_row = f"{prefix} (not by a shard: 'gos3matic mark' writes it after all {shard[1]})"
+    elif args.no_marker:
+        marker_row = "none (--no-marker)"
+    else:
+        marker_row = f"{prefix} (written last)"
     table = [
         ("bucket", bucket),
         ("prefix", prefix),
-        ("marker", "none (--no-marker)" if args.no_marker else f"{prefix} (written last)"),
-        ("endpoint", shown_endpoint),
-        ("label", f"{label}  ({label_from})"),
-        ("user", f"{user}  ({user_from})" if user else "not set"),
-        ("traceback url", f"{traceback_url}  ({url_from})" if traceback_url else "not set"),
-        ("custom keys", ", ".join(f"{k}={v}" for k, v in custom) or "none"),
-        ("workers", str(args.workers)),
-        (
-            "multipart",
-            f"objects over {human_size(multipart_threshold)}, in parts of "
-            f"{human_size(part_size or DEFAULT_PART_SIZE)} (doubled if {MAX_PARTS:,} are too few)",
-        ),
+        ("marker", marker_row),
+        endpoint_row,
+        *annotation_rows,
+        ("workers", str(workers)),
+        multipart_row,
+        ("shard", shard_row),
     ]
     if args.dry_run:
         table.append(("mode", "dry run: nothing will be written"))
-    connection = Connection(endpoint_url, args.region, args.profile, owner)
     return AnnotateRequest(plan, connection, table)
 
 
@@ -274,7 +378,7 @@ def exit_code(outcome: Outcome) -> int:
     return EXIT_OK
 
 
-def _install_stop_signals(stop: threading.Event) -> None:
+def install_stop_signals(stop: threading.Event) -> None:
     """First SIGINT/SIGTERM: start nothing new, finish what is in flight. Second: leave now."""
 
     def handle(signum: int, _frame: Any) -> None:
@@ -292,31 +396,35 @@ def _install_stop_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGTERM, handle)
 
 
+def progress_for(args: argparse.Namespace) -> NoProgress | BarProgress | LineProgress:
+    if args.quiet or args.no_progress:
+        return NoProgress()
+    if sys.stderr.isatty():
+        return BarProgress(sys.stderr)
+    return LineProgress(sys.stderr)
+
+
 def run_annotate(args: argparse.Namespace) -> int:
     request = annotate_request(args, os.environ)
     plan = request.plan
     info: TextIO = sys.stderr if args.json else sys.stdout
-    if not looks_like_revision_path(plan.prefix):
+    warning = path_warning(plan.prefix)
+    if warning is not None:
+        message, breaks_polling = warning
         print(
-            f"gos3matic: warning: {plan.prefix!r} is not <pipeline>/<stage>/<job>/<N>.<M>/; "
-            "GoCD's poller and fetch task expect that layout",
+            f"gos3matic: {'WARNING, GoCD will break' if breaks_polling else 'warning'}: {message}",
             file=sys.stderr,
         )
     if not args.quiet:
         parameter_table(request.table, info)
 
     stop = threading.Event()
-    _install_stop_signals(stop)
+    install_stop_signals(stop)
     client = make_client(request.connection, max_connections=plan.workers + 4 + PART_CONCURRENCY)
     bucket = Boto3Bucket(client, plan.bucket, request.connection.expected_bucket_owner)
     bucket.check_access()
 
-    if args.quiet or args.no_progress:
-        progress: NoProgress | BarProgress | LineProgress = NoProgress()
-    elif sys.stderr.isatty():
-        progress = BarProgress(sys.stderr)
-    else:
-        progress = LineProgress(sys.stderr)
+    progress = progress_for(args)
 
     def announce(line: str) -> None:
         print(line, file=info, flush=True)
@@ -341,7 +449,8 @@ def run_annotate(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return run_annotate(args)
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
     except InputError as error:
         error_line(str(error))
         return EXIT_BAD_INPUT

@@ -29,6 +29,7 @@ TRACEBACK_ENV = (
 _LABEL = re.compile(r"[A-Za-z0-9._-]{1,255}")
 _CUSTOM_KEY = re.compile(r"[a-z0-9_-]+")
 _REVISION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+JAVA_INT_MAX = 2**31 - 1  # the poller parses each part with Java's Integer.valueOf
 
 
 @dataclass(frozen=True)
@@ -127,8 +128,10 @@ def parse_revision(name: str) -> tuple[int, int, int] | None:
     match = _REVISION.fullmatch(name)
     if not match:
         return None
-    major, minor, patch = match.groups()
-    return int(major), int(minor), int(patch or 0)
+    major, minor, patch = (int(part or 0) for part in match.groups())
+    if max(major, minor, patch) > JAVA_INT_MAX:
+        return None  # Integer.valueOf throws: a timestamp-like 20240101120000.1 breaks the poll
+    return major, minor, patch
 
 
 def looks_like_revision_path(prefix: str) -> bool:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from gos3matic.contract import marker_key
 from gos3matic.errors import EnvironmentProblem, NetworkError, S3Error
+from gos3matic.gocd import Shard, owns
 from gos3matic.metadata import ObjectRefused, copy_params, grant_params, is_annotated
 from gos3matic.multipart import DEFAULT_THRESHOLD, MultipartCopier
 from gos3matic.retry import ATTEMPTS
@@ -42,6 +43,7 @@ class MarkerState(enum.Enum):
     EMPTY = "nothing-to-annotate"
     DISABLED = "disabled"  # --no-marker
     DRY_RUN = "dry-run"
+    SHARDED = "left-to-mark"  # a shard never writes it: `gos3matic mark` does, after all
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class Plan:
     allow_empty: bool = False
     multipart_threshold: int = DEFAULT_THRESHOLD  # larger objects: multipart copy
     part_size: int | None = None  # None: multipart.DEFAULT_PART_SIZE, raised as needed
+    shard: Shard | None = None  # (K, N): annotate only the keys gocd.owns(), never the marker
 
     @property
     def marker_key(self) -> str:
@@ -79,6 +82,7 @@ class Tally:
     failed: int = 0
     bytes_copied: int = 0
     multipart: int = 0  # annotated by a multipart copy
+    other_shards: int = 0  # listed, but another shard's to annotate
     failures: list[Failure] = field(default_factory=list)
 
 
@@ -210,6 +214,9 @@ def annotate_prefix(
             for listed in bucket.list_objects(plan.prefix):
                 if listed.key == plan.marker_key:
                     continue
+                if plan.shard is not None and not owns(plan.shard, listed.key):
+                    tally.other_shards += 1
+                    continue
                 if not _wait_for_slot(slots, stop):
                     break
                 with lock:
@@ -233,7 +240,7 @@ def annotate_prefix(
         tally.failures.append(Failure(plan.prefix, f"listing stopped: {describe(listing_failure)}"))
 
     outcome = Outcome(tally, MarkerState.WITHHELD, interrupted=interrupted)
-    _finish_marker(plan, bucket, outcome, announce)
+    finish_marker(plan, bucket, outcome, announce)
     outcome.elapsed = time.monotonic() - started
     return outcome
 
@@ -248,16 +255,19 @@ def _wait_for_slot(slots: threading.BoundedSemaphore, stop: threading.Event) -> 
     return True
 
 
-def _finish_marker(
+def finish_marker(
     plan: Plan, bucket: Boto3Bucket, outcome: Outcome, announce: Callable[[str], None]
 ) -> None:
+    """The marker, only when the tally is clean: written and read back, or why it was not."""
     tally = outcome.tally
     if outcome.interrupted:
         outcome.marker = MarkerState.INTERRUPTED
     elif tally.failed:
         outcome.marker = MarkerState.WITHHELD
-    elif tally.listed == 0 and not plan.allow_empty:
+    elif tally.listed + tally.other_shards == 0 and not plan.allow_empty:
         outcome.marker = MarkerState.EMPTY
+    elif plan.shard is not None:
+        outcome.marker = MarkerState.SHARDED
     elif not plan.write_marker:
         outcome.marker = MarkerState.DISABLED
     elif plan.dry_run:
@@ -268,14 +278,14 @@ def _finish_marker(
         )
     else:
         try:
-            _write_marker(plan, bucket, outcome)
+            write_marker(plan, bucket, outcome)
         except (S3Error, NetworkError) as error:
             outcome.marker = MarkerState.WITHHELD
             tally.failed += 1
             tally.failures.append(Failure(plan.marker_key, f"marker: {describe(error)}"))
 
 
-def _write_marker(plan: Plan, bucket: Boto3Bucket, outcome: Outcome) -> None:
+def write_marker(plan: Plan, bucket: Boto3Bucket, outcome: Outcome) -> None:
     """PUT the marker unless an identical one is there, then read it back: trust, but verify."""
     if _carries(bucket.head_metadata(plan.marker_key), plan.marker_metadata):
         outcome.marker, outcome.marker_verified = MarkerState.ALREADY_PRESENT, True

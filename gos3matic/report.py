@@ -28,6 +28,9 @@ MARKER_SENTENCES = {
     MarkerState.EMPTY: "not written: nothing to annotate under this path (see --allow-empty)",
     MarkerState.DISABLED: "not written (--no-marker)",
     MarkerState.DRY_RUN: "not written (--dry-run)",
+    MarkerState.SHARDED: (
+        "not written by a shard: run 'gos3matic mark' once every shard has passed"
+    ),
 }
 
 
@@ -130,6 +133,10 @@ def summary_text(outcome: Outcome, dry_run: bool) -> str:
         f"  skipped         {tally.skipped}  (already annotated)",
         f"  failed          {tally.failed}",
         f"  multipart       {tally.multipart}  (annotated by a multipart copy)",
+    ]
+    if tally.other_shards:
+        lines.append(f"  other shards'   {tally.other_shards}  (listed, left to the other shards)")
+    lines += [
         f"  bytes copied    {human_bytes(tally.bytes_copied)}",
         f"  elapsed         {outcome.elapsed:.1f} s",
         f"  marker          {MARKER_SENTENCES[outcome.marker]}",
@@ -151,6 +158,7 @@ def summary_json(outcome: Outcome, context: dict[str, Any], exit_code: int) -> s
         "would_annotate": tally.would_annotate,
         "failed": tally.failed,
         "multipart": tally.multipart,
+        "other_shards": tally.other_shards,
         "bytes_copied": tally.bytes_copied,
         "elapsed_seconds": round(outcome.elapsed, 3),
         "marker_state": outcome.marker.value,

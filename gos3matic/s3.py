@@ -194,6 +194,22 @@ class Boto3Bucket:
                 return
             params["ContinuationToken"] = page["NextContinuationToken"]
 
+    def list_folders(self, prefix: str) -> Iterator[str]:
+        """The common prefixes one level under PREFIX (Delimiter '/'), as the GoCD poller lists."""
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Prefix": prefix,
+            "Delimiter": "/",
+            **self._owner,
+        }
+        while True:
+            page = self._call(self.client.list_objects_v2, **params)
+            for entry in page.get("CommonPrefixes", []):
+                yield entry["Prefix"]
+            if not page.get("IsTruncated"):
+                return
+            params["ContinuationToken"] = page["NextContinuationToken"]
+
     def put_marker(self, key: str, metadata: Mapping[str, str]) -> None:
         self._call(
             self.client.put_object,
