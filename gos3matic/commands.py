@@ -552,6 +552,13 @@ def run_backfill(args: argparse.Namespace) -> int:
             "until they are moved or deleted",
             sys.stderr,
         )
+    three_part = [run.folder.name for run in backfill.runs if run.folder.name in view.three_part]
+    if three_part:
+        _emit(
+            f"gos3matic: warning: completing three-part folder(s) {', '.join(three_part)}: "
+            "the poller will report them, the fetch task will not find them",
+            sys.stderr,
+        )
     unused = sorted(set(request.label_map) - {run.folder.name for run in backfill.runs})
     if unused:
         _emit(f"gos3matic: note: --label-map revisions not backfilled: {', '.join(unused)}", info)
