@@ -71,6 +71,7 @@ from gos3matic.gocd import (
     revision_environment,
 )
 from gos3matic.metadata import encode_annotation
+from gos3matic.multipart import PART_CONCURRENCY
 from gos3matic.report import (
     FAILURES_SHOWN,
     MARKER_SENTENCES,
@@ -195,7 +196,7 @@ def add_parsers(commands: Any) -> None:
 
 
 def open_bucket(connection: Connection, bucket: str, workers: int) -> Boto3Bucket:
-    client = make_client(connection, max_connections=workers + 4)
+    client = make_client(connection, max_connections=workers + 4 + PART_CONCURRENCY)
     opened = Boto3Bucket(client, bucket, connection.expected_bucket_owner)
     opened.check_access()
     return opened
