@@ -143,9 +143,8 @@ class Annotator:
             head = self.objects.head_object(listed.key)
             if is_annotated(head, self.plan.annotation):
                 return (Result.ANNOTATED if copied else Result.SKIPPED), 0
-            params = copy_params(
-                self.plan.bucket, listed.key, head, self.plan.annotation, self._grants(listed.key)
-            )
+            params = copy_params(self.plan.bucket, listed.key, head, self.plan.annotation)
+            params.update(self._grants(listed.key))  # only once the object is known copyable
             if self.plan.dry_run:
                 self.announce(f"would annotate s3://{self.plan.bucket}/{listed.key}")
                 return Result.WOULD_ANNOTATE, 0

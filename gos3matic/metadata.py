@@ -119,9 +119,11 @@ def copy_params(
     key: str,
     head: Mapping[str, Any],
     annotation: Mapping[str, str],
-    grants: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """CopyObject onto itself: merged user metadata and every property sent again, ETag-guarded."""
+    """CopyObject onto itself: merged user metadata and every property sent again, ETag-guarded.
+
+    ACL grants are not in a HEAD: the caller adds `grant_params` of the object's ACL.
+    """
     reason = refusal_before_copy(head)
     if reason:
         raise ObjectRefused(reason)
@@ -148,5 +150,4 @@ def copy_params(
     if params.get("ServerSideEncryption") not in ("aws:kms", "aws:kms:dsse"):
         params.pop("SSEKMSKeyId", None)
         params.pop("BucketKeyEnabled", None)
-    params.update(grants or {})
     return params

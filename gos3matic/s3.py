@@ -99,7 +99,7 @@ def make_client(connection: Connection, max_connections: int) -> Any:
         response_checksum_validation="when_required",
     )
     try:
-        return session.client(
+        client = session.client(
             "s3",
             endpoint_url=connection.endpoint_url,
             region_name=connection.region,
@@ -109,6 +109,25 @@ def make_client(connection: Connection, max_connections: int) -> Any:
         raise InputError(str(error)) from None
     except bce.BotoCoreError as error:
         raise EnvironmentProblem(str(error)) from None
+    client.meta.events.register("before-sign.s3.CopyObject", add_object_lock_md5)
+    return client
+
+
+# The MD5 of an empty request body: a copy sends none.
+EMPTY_BODY_MD5 = "1B2M2Y8AsgTpgAmY2PQWTQ=="
+OBJECT_LOCK_HEADERS = (
+    "x-amz-object-lock-mode",
+    "x-amz-object-lock-retain-until-date",
+    "x-amz-object-lock-legal-hold",
+)
+
+
+def add_object_lock_md5(request: Any, **_: Any) -> None:
+    """S3 refuses a write that sets Object Lock parameters without an integrity header."""
+    if "Content-MD5" not in request.headers and any(
+        name in request.headers for name in OBJECT_LOCK_HEADERS
+    ):
+        request.headers["Content-MD5"] = EMPTY_BODY_MD5
 
 
 def _custom_endpoint(connection: Connection) -> bool:
