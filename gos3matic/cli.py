@@ -28,6 +28,7 @@ from gos3matic.contract import (
     traceback_url_from_env,
     validate_label,
 )
+from gos3matic.crt import open_object_store
 from gos3matic.engine import MarkerState, Outcome, Plan, annotate_prefix
 from gos3matic.errors import EnvironmentProblem, InputError
 from gos3matic.gocd import (
@@ -423,6 +424,8 @@ def run_annotate(args: argparse.Namespace) -> int:
     client = make_client(request.connection, max_connections=plan.workers + 4 + PART_CONCURRENCY)
     bucket = Boto3Bucket(client, plan.bucket, request.connection.expected_bucket_owner)
     bucket.check_access()
+    # Per-object requests through awscrt when it reaches the bucket as boto3 does (crt.py).
+    objects = open_object_store(bucket, request.connection, plan.marker_key, plan.workers)
 
     progress = progress_for(args)
 
@@ -430,7 +433,7 @@ def run_annotate(args: argparse.Namespace) -> int:
         print(line, file=info, flush=True)
 
     try:
-        outcome = annotate_prefix(plan, bucket, bucket, progress, stop, announce)
+        outcome = annotate_prefix(plan, bucket, objects, progress, stop, announce)
     finally:
         progress.close()
     code = exit_code(outcome)
