@@ -93,7 +93,7 @@ def refusal_before_copy(head: Mapping[str, Any]) -> str | None:
 
 def grant_params(acl: Mapping[str, Any]) -> dict[str, str]:
     """GetObjectAcl's grants as x-amz-grant-* parameters; none when the ACL is just 'private'."""
-    owner_id = (acl.get("Owner") or {}).get("ID")
+    owner_id = (acl.get("Owner") or {}).get("ID", "")  # SeaweedFS may leave both IDs out
     grants = acl.get("Grants") or []
     by_param: dict[str, list[str]] = {}
     for grant in grants:
@@ -106,7 +106,7 @@ def grant_params(acl: Mapping[str, Any]) -> dict[str, str]:
         elif grantee.get("Type") == "AmazonCustomerByEmail":
             who = f'emailAddress="{grantee["EmailAddress"]}"'
         else:
-            who = f'id="{grantee["ID"]}"'
+            who = f'id="{grantee.get("ID", "")}"'
         by_param.setdefault(param, []).append(who)
     private = by_param == {"GrantFullControl": [f'id="{owner_id}"']} or not by_param
     if private:
