@@ -184,8 +184,11 @@ def annotate_prefix(
     announce: Callable[[str], None],
 ) -> Outcome:
     started = time.monotonic()
-    copier = MultipartCopier.for_bucket(bucket, stop, plan.multipart_threshold, plan.part_size)
-    annotate = Annotator(plan, objects, bucket.acls_enabled(), announce, copier)
+    keep_grants = bucket.acls_enabled()
+    copier = MultipartCopier.for_bucket(
+        bucket, stop, plan.multipart_threshold, plan.part_size, keep_grants
+    )
+    annotate = Annotator(plan, objects, keep_grants, announce, copier)
     tally = Tally()
     lock = threading.Lock()
     slots = threading.BoundedSemaphore(plan.workers * QUEUE_PER_WORKER)

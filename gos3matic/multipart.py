@@ -251,8 +251,10 @@ class MultipartCopier:
         part_size: int | None = None,
         expected_owner: str | None = None,
         concurrency: int = PART_CONCURRENCY,
+        acls_enabled: bool = False,
     ) -> None:
         self._stop = stop
+        self._acls_enabled = acls_enabled
         self._requests = _Requests(client, expected_owner)
         self.part_size = part_size
         config = TransferConfig(
@@ -265,12 +267,22 @@ class MultipartCopier:
 
     @classmethod
     def for_bucket(
-        cls, bucket: Boto3Bucket, stop: threading.Event, threshold: int, part_size: int | None
+        cls,
+        bucket: Boto3Bucket,
+        stop: threading.Event,
+        threshold: int,
+        part_size: int | None,
+        acls_enabled: bool,
     ) -> MultipartCopier:
         """On the bucket's own client, with its --expected-bucket-owner on every request."""
         owner = bucket._owner.get("ExpectedBucketOwner")  # s3.py keeps it only as call params
         return cls(
-            bucket.client, stop, threshold=threshold, part_size=part_size, expected_owner=owner
+            bucket.client,
+            stop,
+            threshold=threshold,
+            part_size=part_size,
+            expected_owner=owner,
+            acls_enabled=acls_enabled,
         )
 
     def copy(self, params: Mapping[str, Any], size: int) -> PartPlan:
@@ -287,6 +299,9 @@ class MultipartCopier:
         tag_set = self._requests.get_object_tagging(Bucket=bucket, Key=key).get("TagSet") or []
         if tag_set:
             create_extras["Tagging"] = tagging_header(tag_set)
+        if self._acls_enabled and not any(name.startswith("Grant") for name in params):
+            # Said explicitly: moto gives an upload completed without any ACL header no ACL at all.
+            create_extras["ACL"] = "private"
 
         done = threading.Event()
         self._requests.expect(bucket, key, create_extras)
