@@ -6,15 +6,21 @@ to another client without touching the engine; bucket-level requests stay with b
 
 from __future__ import annotations
 
+import email.utils
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import boto3
 import botocore.exceptions as bce
+import botocore.session
+import botocore.utils
 from botocore.config import Config
+from dateutil.tz import tzutc
 
 from gos3matic.errors import EnvironmentProblem, InputError, NetworkError, S3Error
 from gos3matic.retry import with_retries
@@ -83,9 +89,39 @@ def translated() -> Iterator[None]:
         raise NetworkError(str(error)) from None
 
 
+def parse_timestamp(value: Any) -> datetime:
+    """botocore's timestamp parser, without dateutil for the two forms S3 sends.
+
+    A listing has one timestamp per key: dateutil made its pages 2-3x slower to parse.
+    """
+    if isinstance(value, str):
+        iso = _ISO8601_UTC.fullmatch(value)
+        if iso:
+            year, month, day, hour, minute, second = map(int, iso.groups()[:6])
+            micro = int((iso[7] or "0").ljust(6, "0"))
+            try:
+                return datetime(year, month, day, hour, minute, second, micro, tzinfo=tzutc())
+            except ValueError:
+                pass  # botocore's own message for an impossible date
+        if value.endswith(" GMT"):  # RFC 1123: HEAD's Last-Modified and Expires
+            try:
+                return email.utils.parsedate_to_datetime(value).replace(tzinfo=tzutc())
+            except (TypeError, ValueError):
+                pass
+    parsed: datetime = botocore.utils.parse_timestamp(value)
+    return parsed
+
+
+_ISO8601_UTC = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?Z")
+
+
 def make_client(connection: Connection, max_connections: int) -> Any:
     try:
-        session = boto3.session.Session(profile_name=connection.profile)
+        core = botocore.session.get_session()
+        core.get_component("response_parser_factory").set_parser_defaults(
+            timestamp_parser=parse_timestamp
+        )
+        session = boto3.session.Session(profile_name=connection.profile, botocore_session=core)
     except bce.ProfileNotFound as error:
         raise EnvironmentProblem(str(error)) from None
     config = Config(

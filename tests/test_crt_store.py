@@ -7,18 +7,22 @@ difference in shape, header or encoding between the two clients shows up here.
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import socket
 import uuid
 from typing import Any
 
 import botocore.session
+import botocore.utils
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gos3matic.crt import CrtObjectStore, Route, _CopyHeaders, _crt_client, open_object_store
 from gos3matic.devserver import LocalS3
 from gos3matic.errors import NetworkError, S3Error
 from gos3matic.metadata import copy_params, encode_annotation, grant_params
-from gos3matic.s3 import Boto3Bucket, Connection, make_client
+from gos3matic.s3 import Boto3Bucket, Connection, make_client, parse_timestamp
 
 PREFIX = "app/build/package/7.1/"
 ANNOTATION = encode_annotation({"go_pipeline_label": "7.1", "user": "Zoë"})
@@ -361,3 +365,26 @@ def test_an_unknown_copy_parameter_is_refused():
         _CopyHeaders(SERVICE_MODEL.operation_model("CopyObject")).headers(
             {"Bucket": "b", "Key": "k", "CopySource": "b/k", "NotAParameter": 1}
         )
+
+
+# -- timestamps: S3's two forms without dateutil, every other one through botocore --
+
+
+@given(
+    st.datetimes(
+        min_value=dt.datetime(1970, 1, 1),
+        max_value=dt.datetime(9999, 12, 31),
+        timezones=st.just(dt.timezone.utc),
+    ),
+    st.sampled_from(["iso-z", "iso-ms", "rfc1123", "iso-offset", "epoch"]),
+)
+def test_timestamps_parse_as_botocore_parses_them(when, form):
+    text = {
+        "iso-z": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "iso-ms": when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z",
+        "rfc1123": email.utils.format_datetime(when, usegmt=True),
+        "iso-offset": when.isoformat(),
+        "epoch": str(int(when.timestamp())),
+    }[form]
+
+    assert parse_timestamp(text) == botocore.utils.parse_timestamp(text)
