@@ -41,7 +41,7 @@ MAX_OBJECT = 5 * TiB
 SINGLE_COPY_LIMIT = 5 * GiB  # the largest object one CopyObject copies
 
 DEFAULT_THRESHOLD = SINGLE_COPY_LIMIT
-DEFAULT_PART_SIZE = 64 * MiB  # raised per object, doubling, until it fits in MAX_PARTS parts
+DEFAULT_PART_SIZE = 16 * MiB  # raised per object, doubling, until it fits in MAX_PARTS parts
 PART_CONCURRENCY = 10  # UploadPartCopy requests in flight, across all objects of a run
 STOP_POLL = 0.1  # seconds between looks at the stop flag while a copy runs
 

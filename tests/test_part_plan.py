@@ -103,7 +103,7 @@ def test_thresholds_within_limits_are_accepted(text: str) -> None:
 def test_a_5_tib_object_fits_in_10000_parts_by_default() -> None:
     plan = part_plan(5 * TiB)
     assert plan.parts <= 10_000
-    assert plan.part_size == 1 * GiB  # 64 MiB doubled four times
+    assert plan.part_size == 1 * GiB  # 16 MiB doubled six times
     assert plan.parts == 5120
 
 
