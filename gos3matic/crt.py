@@ -64,6 +64,12 @@ _SIGV4 = re.compile(r"AWS4-HMAC-SHA256 Credential=[^/]*/\d{8}/(?P<region>[^/]+)/
 # CRT failures that mean the request got no answer: worth another attempt, like boto3's
 # ConnectionError. Anything else from CRT is a bug or a setup problem and is raised as it is.
 _TRANSPORT_PREFIXES = ("AWS_IO_", "AWS_ERROR_HTTP_", "AWS_ERROR_S3_", "AWS_ERROR_PRIORITY_QUEUE")
+# Answers CRT names itself instead of handing back as S3ResponseError: read as boto3 reads them.
+_NAMED_ANSWERS = {
+    "AWS_ERROR_S3_SLOW_DOWN": ("SlowDown", 503),
+    "AWS_ERROR_S3_INTERNAL_ERROR": ("InternalError", 500),
+    "AWS_ERROR_S3_REQUEST_TIMEOUT": ("RequestTimeout", 400),
+}
 
 
 @dataclass(frozen=True)
@@ -271,6 +277,9 @@ class CrtObjectStore:
         if isinstance(error, crt_s3.S3ResponseError):
             raise _s3_error(error.status_code, error.body, operation)
         if isinstance(error, crt_exceptions.AwsCrtError):
+            if error.name in _NAMED_ANSWERS:
+                code, status = _NAMED_ANSWERS[error.name]
+                raise S3Error(code, error.message, status, operation)
             if error.name.startswith(_TRANSPORT_PREFIXES):
                 raise NetworkError(f"{error.name}: {error.message}")
             if error.name.startswith("AWS_AUTH_"):
@@ -354,7 +363,8 @@ def _native_store(
         native, route, client.meta.service_model, connection.expected_bucket_owner
     )
     try:
-        store.send("HEAD", "HeadObject", probe_key)
+        # Under the policy, as boto3's probe: one dropped reply must not cost the native client.
+        with_retries(lambda: store.send("HEAD", "HeadObject", probe_key))
         crt_status = 200
     except S3Error as error:
         crt_status = error.status
