@@ -239,9 +239,10 @@ class CrtObjectStore:
         parsed.pop("ResponseMetadata", None)
         return parsed
 
-    def copy_object(self, params: Mapping[str, Any]) -> None:
+    def copy_object(self, params: Mapping[str, Any]) -> str | None:
         headers = self._copy.headers({**params, **self._copy_owner})
-        with_retries(lambda: self.send("PUT", "CopyObject", params["Key"], headers))
+        exchange = with_retries(lambda: self.send("PUT", "CopyObject", params["Key"], headers))
+        return next((v for n, v in exchange.headers if n.lower() == "x-amz-version-id"), None)
 
     # -- one request --
 
@@ -268,7 +269,7 @@ class CrtObjectStore:
             request=request,
             operation_name=operation,
             # Each callback takes the GIL on an event-loop thread: only the ones we read.
-            on_headers=exchange.on_headers if head else None,
+            on_headers=exchange.on_headers if method != "GET" else None,  # PUT: the VersionId
             on_body=None if head else exchange.on_body,
             on_done=exchange.on_done,
         )

@@ -83,6 +83,7 @@ class Tally:
     bytes_copied: int = 0
     multipart: int = 0  # annotated by a multipart copy
     other_shards: int = 0  # listed, but another shard's to annotate
+    new_versions: int = 0  # versions S3 said this run's copies and marker created
     failures: list[Failure] = field(default_factory=list)
 
 
@@ -137,29 +138,30 @@ class Annotator:
         self.announce = announce
         self.copier = copier
 
-    def __call__(self, listed: Listed) -> tuple[Result, int]:
+    def __call__(self, listed: Listed) -> tuple[Result, int, str | None]:
+        """What became of the object, the bytes copied, and the VersionId the copy created."""
         copied = False
         for _ in range(STALE_READS):
             head = self.objects.head_object(listed.key)
             if is_annotated(head, self.plan.annotation):
-                return (Result.ANNOTATED if copied else Result.SKIPPED), 0
+                return (Result.ANNOTATED if copied else Result.SKIPPED), 0, None
             params = copy_params(self.plan.bucket, listed.key, head, self.plan.annotation)
             params.update(self._grants(listed.key))  # only once the object is known copyable
             if self.plan.dry_run:
                 self.announce(f"would annotate s3://{self.plan.bucket}/{listed.key}")
-                return Result.WOULD_ANNOTATE, 0
+                return Result.WOULD_ANNOTATE, 0, None
             try:
                 copied = True
                 size = int(head.get("ContentLength", listed.size))
                 if self.copier is not None and size > self.plan.multipart_threshold:
-                    self.copier.copy(params, size)
+                    version_id = self.copier.copy(params, size).version_id
                 else:
-                    self.objects.copy_object(params)
+                    version_id = self.objects.copy_object(params)
             except S3Error as error:
                 if error.code == "PreconditionFailed":
                     continue  # overwritten since our HEAD: merge over the new content
                 raise
-            return Result.ANNOTATED, int(head.get("ContentLength", listed.size))
+            return Result.ANNOTATED, int(head.get("ContentLength", listed.size)), version_id
         raise ObjectRefused(f"changed under every one of {STALE_READS} attempts to copy it")
 
     def _grants(self, key: str) -> dict[str, str]:
@@ -193,16 +195,17 @@ def annotate_prefix(
     lock = threading.Lock()
     slots = threading.BoundedSemaphore(plan.workers * QUEUE_PER_WORKER)
 
-    def record(listed: Listed, future: Future[tuple[Result, int]]) -> None:
+    def record(listed: Listed, future: Future[tuple[Result, int, str | None]]) -> None:
         slots.release()
         if future.cancelled():
             return
         error = future.exception()
         with lock:
             if error is None:
-                result, size = future.result()
+                result, size, version_id = future.result()
                 setattr(tally, result.value, getattr(tally, result.value) + 1)
                 tally.bytes_copied += size
+                tally.new_versions += _new_version(version_id)
                 if result is Result.ANNOTATED and size > plan.multipart_threshold:
                     tally.multipart += 1
             else:
@@ -292,12 +295,19 @@ def write_marker(plan: Plan, bucket: Boto3Bucket, outcome: Outcome) -> None:
     if _carries(bucket.head_metadata(plan.marker_key), plan.marker_metadata):
         outcome.marker, outcome.marker_verified = MarkerState.ALREADY_PRESENT, True
         return
-    bucket.put_marker(plan.marker_key, plan.marker_metadata)
+    outcome.tally.new_versions += _new_version(
+        bucket.put_marker(plan.marker_key, plan.marker_metadata)
+    )
     outcome.marker_written = True
     if _carries(bucket.head_metadata(plan.marker_key), plan.marker_metadata):
         outcome.marker, outcome.marker_verified = MarkerState.WRITTEN, True
     else:
         outcome.marker = MarkerState.NOT_KEPT
+
+
+def _new_version(version_id: str | None) -> bool:
+    # "null": versioning suspended, the write replaced the null version instead of adding one
+    return version_id is not None and version_id != "null"
 
 
 def _carries(metadata: Mapping[str, Any] | None, expected: Mapping[str, str]) -> bool:

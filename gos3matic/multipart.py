@@ -135,6 +135,13 @@ class PartPlan:
         return max(1, -(-self.object_size // self.part_size))
 
 
+@dataclass(frozen=True)
+class CopiedInParts(PartPlan):
+    """A multipart copy done: its plan, and the new VersionId in a versioned bucket."""
+
+    version_id: str | None = None
+
+
 def part_plan(object_size: int, part_size: int | None = None) -> PartPlan:
     """The part size s3transfer will use for this object: the one asked for (or the default),
     doubled until the object fits in 10,000 parts, kept within 5 MiB-5 GiB."""
@@ -172,6 +179,7 @@ class _Requests:
         self._source_owner = {"ExpectedSourceBucketOwner": owner} if owner else {}
         self._create_extras: dict[tuple[str, str], dict[str, Any]] = {}
         self._unaborted: dict[tuple[str, str], str] = {}  # s3transfer only logs a failed abort
+        self._versions: dict[tuple[str, str], str] = {}  # s3transfer drops Complete's answer
         self._lock = threading.Lock()
 
     def expect(self, bucket: str, key: str, create_extras: Mapping[str, Any]) -> None:
@@ -180,11 +188,12 @@ class _Requests:
                 raise RuntimeError(f"s3://{bucket}/{key} is already being copied")
             self._create_extras[bucket, key] = dict(create_extras)
 
-    def forget(self, bucket: str, key: str) -> str | None:
-        """Done with this key; the id of an upload of it that could not be aborted, if any."""
+    def forget(self, bucket: str, key: str) -> tuple[str | None, str | None]:
+        """Done with this key: the id of an upload of it that could not be aborted, if any, and
+        the VersionId its completion created, if any."""
         with self._lock:
             self._create_extras.pop((bucket, key), None)
-            return self._unaborted.pop((bucket, key), None)
+            return self._unaborted.pop((bucket, key), None), self._versions.pop((bucket, key), None)
 
     def _call(self, operation: Callable[..., T], **params: Any) -> T:
         def attempt() -> T:
@@ -205,7 +214,11 @@ class _Requests:
         return self._call(self._client.upload_part_copy, **params, **self._source_owner)
 
     def complete_multipart_upload(self, **params: Any) -> Any:
-        return self._call(self._client.complete_multipart_upload, **params)
+        response = self._call(self._client.complete_multipart_upload, **params)
+        if response.get("VersionId"):
+            with self._lock:
+                self._versions[params["Bucket"], params["Key"]] = response["VersionId"]
+        return response
 
     def abort_multipart_upload(self, **params: Any) -> Any:
         try:
@@ -285,7 +298,7 @@ class MultipartCopier:
             acls_enabled=acls_enabled,
         )
 
-    def copy(self, params: Mapping[str, Any], size: int) -> PartPlan:
+    def copy(self, params: Mapping[str, Any], size: int) -> CopiedInParts:
         bucket, key = params["Bucket"], params["Key"]
         if self._stop.is_set():
             raise CopyInterrupted("interrupted before its multipart copy started")
@@ -324,14 +337,15 @@ class MultipartCopier:
                 "interrupted during its multipart copy; the upload was aborted"
             ) from None
         finally:
-            upload_left = self._requests.forget(bucket, key)
+            upload_left, version_id = self._requests.forget(bucket, key)
             if upload_left is not None:
                 raise ObjectRefused(
                     f"its multipart copy failed and upload {upload_left} could not be aborted; "
                     f"abort it: aws s3api abort-multipart-upload --bucket {bucket} "
                     f"--key {key} --upload-id {upload_left}"
                 )
-        return part_plan(size, self.part_size)
+        plan = part_plan(size, self.part_size)
+        return CopiedInParts(plan.object_size, plan.part_size, version_id)
 
     def shutdown(self) -> None:
         self._manager.shutdown(cancel=self._stop.is_set())

@@ -138,6 +138,8 @@ def summary_text(outcome: Outcome, dry_run: bool) -> str:
         lines.append(f"  other shards'   {tally.other_shards}  (listed, left to the other shards)")
     lines += [
         f"  bytes copied    {human_bytes(tally.bytes_copied)}",
+        f"  new versions    {tally.new_versions}  (versioned buckets: one per copy and per marker "
+        "written; the old versions stay)",
         f"  elapsed         {outcome.elapsed:.1f} s",
         f"  marker          {MARKER_SENTENCES[outcome.marker]}",
     ]
@@ -160,6 +162,7 @@ def summary_json(outcome: Outcome, context: dict[str, Any], exit_code: int) -> s
         "multipart": tally.multipart,
         "other_shards": tally.other_shards,
         "bytes_copied": tally.bytes_copied,
+        "new_versions": tally.new_versions,
         "elapsed_seconds": round(outcome.elapsed, 3),
         "marker_state": outcome.marker.value,
         "marker_written": outcome.marker_written,

@@ -43,7 +43,9 @@ class ObjectStore(Protocol):
 
     def get_object_acl(self, key: str) -> Mapping[str, Any]: ...
 
-    def copy_object(self, params: Mapping[str, Any]) -> None: ...
+    def copy_object(self, params: Mapping[str, Any]) -> str | None:
+        """The copy's new VersionId in a versioned bucket, else None."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -206,8 +208,9 @@ class Boto3Bucket:
         )
         return response
 
-    def copy_object(self, params: Mapping[str, Any]) -> None:
-        self._call(self.client.copy_object, **params, **self._copy_owner)
+    def copy_object(self, params: Mapping[str, Any]) -> str | None:
+        response = self._call(self.client.copy_object, **params, **self._copy_owner)
+        return response.get("VersionId")
 
     # -- bucket-level requests --
 
@@ -265,8 +268,9 @@ class Boto3Bucket:
                 return
             params["ContinuationToken"] = page["NextContinuationToken"]
 
-    def put_marker(self, key: str, metadata: Mapping[str, str]) -> None:
-        self._call(
+    def put_marker(self, key: str, metadata: Mapping[str, str]) -> str | None:
+        """The marker's new VersionId in a versioned bucket, else None."""
+        response = self._call(
             self.client.put_object,
             Bucket=self.bucket,
             Key=key,
@@ -274,6 +278,7 @@ class Boto3Bucket:
             Metadata=dict(metadata),
             **self._owner,
         )
+        return response.get("VersionId")
 
     def head_metadata(self, key: str) -> dict[str, str] | None:
         """The user metadata of a key, or None when there is no such object."""
