@@ -38,6 +38,9 @@ from gos3matic.s3 import Boto3Bucket, Connection, make_client
 
 BUCKET = "bench"
 TOOLS = ("gos3matic", "s5cmd", "aws")
+BOTO3 = (
+    "gos3matic-boto3"  # optional: the same CLI with GOS3MATIC_NO_CRT=1, the engine before awscrt
+)
 RESULTS = Path(__file__).resolve().parent / "results"
 BIN = Path(sys.executable).parent
 SEEDED = {"ContentType": "text/plain", "CacheControl": "max-age=60"}  # and origin=seed
@@ -74,19 +77,20 @@ def main() -> int:
     parser.add_argument("--objects", type=int, default=int(os.environ.get("N", "2000")))
     parser.add_argument("--rounds", type=int, default=int(os.environ.get("ROUNDS", "3")))
     parser.add_argument("--workers", type=int, help="gos3matic --workers (default: its own)")
-    parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated subset")
     parser.add_argument(
-        "--boto3", action="store_true", help="gos3matic without awscrt (GOS3MATIC_NO_CRT=1)"
+        "--tools",
+        default=",".join(TOOLS),
+        help=f"comma-separated, among {', '.join(TOOLS)}, {BOTO3}",
     )
     args = parser.parse_args()
     tools = [tool for tool in args.tools.split(",") if tool]
-    if unknown := set(tools) - set(TOOLS):
+    if unknown := set(tools) - {*TOOLS, BOTO3}:
         parser.error(f"unknown tools: {', '.join(sorted(unknown))}")
 
     machine = describe_machine()
     print(_machine_line(machine), flush=True)
     with seaweedfs_server() as server:
-        bench = Bench(server, args.objects, args.workers, args.boto3)
+        bench = Bench(server, args.objects, args.workers)
         machine["gos3matic_hot_path"] = bench.hot_path()
         print(f"gos3matic hot path: {machine['gos3matic_hot_path']}", flush=True)
         started = time.monotonic()
@@ -102,13 +106,11 @@ def main() -> int:
 
 
 class Bench:
-    def __init__(self, server: LocalS3, objects: int, workers: int | None, boto3_only: bool):
+    def __init__(self, server: LocalS3, objects: int, workers: int | None):
         self.server = server
         self.objects = objects
         self.workers = workers
         self.env = server.env()
-        if boto3_only:
-            self.env["GOS3MATIC_NO_CRT"] = "1"
         self.client = boto3.session.Session(
             aws_access_key_id=server.access_key,
             aws_secret_access_key=server.secret_key,
@@ -127,8 +129,8 @@ class Bench:
 
     def hot_path(self) -> str:
         """Which store the CLI's open_object_store picks against this server, with this env."""
-        if self.env.get("GOS3MATIC_NO_CRT"):
-            return "boto3 (forced: GOS3MATIC_NO_CRT=1)"
+        if os.environ.get("GOS3MATIC_NO_CRT"):
+            return "boto3 (GOS3MATIC_NO_CRT is set)"
         saved = dict(os.environ)
         os.environ.update(self.env)
         try:
@@ -172,7 +174,7 @@ class Bench:
 
     def command(self, tool: str, label: str) -> list[str]:
         prefix, url = self.prefix(tool), self.server.endpoint_url
-        if tool == "gos3matic":
+        if tool.startswith("gos3matic"):
             workers = ["--workers", str(self.workers)] if self.workers else []
             # --json only to check the tally; SeaweedFS cannot keep a marker: --no-marker
             return [
@@ -246,14 +248,14 @@ class Bench:
             with out.open("wb") as stdout, err.open("wb") as stderr:
                 exit_code = subprocess.call(
                     [sys.executable, "-c", _MEASURE, str(measures), *self.command(tool, label)],
-                    env=self.env,
+                    env={**self.env, "GOS3MATIC_NO_CRT": "1"} if tool == BOTO3 else self.env,
                     stdout=stdout,
                     stderr=stderr,
                 )
             server_cpu = _cpu_seconds(self.server_pid) - server_before
             if exit_code != 0:
                 raise SystemExit(f"{tool} failed (exit {exit_code}):\n{err.read_text()[-2000:]}")
-            if tool == "gos3matic":
+            if tool.startswith("gos3matic"):
                 done = json.loads(out.read_text()).get(expect)  # --json: the summary alone
                 if done != self.objects:
                     raise SystemExit(f"gos3matic {expect} {done} objects, not {self.objects}")
@@ -388,7 +390,7 @@ def report(
     ratios: dict[str, float] = {}
     per_round: dict[str, list[float]] = {}
     if "gos3matic" in rates:
-        for other in ("s5cmd", "aws"):
+        for other in ("s5cmd", "aws", BOTO3):
             if other in rates:
                 ratios[f"gos3matic/{other}"] = rates["gos3matic"] / rates[other]
                 per_round[f"gos3matic/{other}"] = [
