@@ -95,7 +95,6 @@ class _HeadShape:
 
     def __init__(self, output_shape: Any) -> None:
         self.members: dict[str, tuple[str, str]] = {}
-        self.timestamp_iso: set[str] = set()
         for name, member in output_shape.members.items():
             where = member.serialization.get("location")
             if where == "header":
