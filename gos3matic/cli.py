@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, TextIO
 from urllib.parse import urlparse
 
+import botocore.utils
+
 from gos3matic import __version__
 from gos3matic.contract import (
     TRACEBACK_ENV,
@@ -232,7 +234,13 @@ def validate_bucket(bucket: str) -> str:
 
 
 def _validate_url(url: str, what: str) -> str:
-    parsed = urlparse(url)
+    try:
+        parsed = urlparse(url)
+        parsed.port  # noqa: B018  # a port out of range or not a number raises, as a bracket does
+    except ValueError:
+        parsed = urlparse("")
+    if "@" in parsed.netloc:  # user:password@host, not echoed: a secret
+        raise InputError(f"invalid {what}: it carries a user name or password; leave them out")
     if parsed.scheme not in ("http", "https") or not parsed.netloc or not url.isprintable():
         raise InputError(f"invalid {what} {url!r}: expected an http:// or https:// URL")
     return url
@@ -297,8 +305,16 @@ def connection_from(
     if endpoint_url is not None:
         _validate_url(endpoint_url, "--endpoint-url")
     owner = args.expected_bucket_owner
-    if owner is not None and not re.fullmatch(r"\d{12}", owner):
+    if owner is not None and not re.fullmatch(r"[0-9]{12}", owner):  # \d would take any digits
         raise InputError(f"invalid --expected-bucket-owner {owner!r}: an AWS account is 12 digits")
+    for flag, value in (("--region", args.region), ("--profile", args.profile)):
+        if value is not None and not value:
+            raise InputError(f"{flag} is empty")
+    if args.region:
+        try:
+            botocore.utils.validate_region_name(args.region)
+        except ValueError:
+            raise InputError(f"invalid --region {args.region!r}: e.g. us-east-1") from None
     shown_endpoint = (
         endpoint_url
         or env.get("AWS_ENDPOINT_URL_S3")

@@ -381,7 +381,8 @@ def backfill_request(args: argparse.Namespace, env: Mapping[str, str]) -> Backfi
         )
         return plan, label, source
 
-    _, probe_rows = annotation_from(args, revision_environment(env, package, "1.1", "1"))
+    probe, probe_rows = annotation_from(args, revision_environment(env, package, "1.1", "1"))
+    encode_annotation(probe.items())  # user, URL and custom keys refused now, not mid-run
     rows = dict(probe_rows)
     if args.traceback_url is not None:
         traceback_row = f"{args.traceback_url}  (--traceback-url, the same for every revision)"

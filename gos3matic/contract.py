@@ -29,6 +29,7 @@ TRACEBACK_ENV = (
 _LABEL = re.compile(r"[A-Za-z0-9._-]{1,255}")
 _CUSTOM_KEY = re.compile(r"[a-z0-9_-]+")
 _REVISION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+KEY_LIMIT = 1024  # bytes of UTF-8 in an S3 key: a longer prefix holds no object
 JAVA_INT_MAX = 2**31 - 1  # the poller parses each part with Java's Integer.valueOf
 
 
@@ -91,6 +92,10 @@ def normalize_prefix(path: str) -> str:
     """The listing prefix for PATH: no leading '/', exactly one trailing '/'."""
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in path):
         raise InputError(f"invalid path {path!r}: it contains control characters")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in argv, surrogate-escaped
+        raise InputError(f"invalid path {path!r}: it is not valid UTF-8") from None
     if path.startswith("s3://"):
         raise InputError(f"invalid path {path!r}: give the key prefix without s3://BUCKET/")
     prefix = path.lstrip("/").rstrip("/")
@@ -103,6 +108,9 @@ def normalize_prefix(path: str) -> str:
         raise InputError(f"invalid path {path!r}: it contains an empty segment ('//')")
     if any(segment in (".", "..") for segment in prefix.split("/")):
         raise InputError(f"invalid path {path!r}: '.' and '..' are not folders in S3")
+    size = len(prefix.encode("utf-8")) + 1
+    if size > KEY_LIMIT:
+        raise InputError(f"invalid path: {size} bytes as a prefix; S3 keys are at most {KEY_LIMIT}")
     return prefix + "/"
 
 

@@ -307,7 +307,10 @@ def parse_shard(spec: str, what: str = "--shard") -> Shard:
     match = _SHARD.fullmatch(spec)
     if not match:
         raise InputError(f"invalid {what} {spec!r}: expected K/N, e.g. 2/4")
-    index, count = int(match.group(1)), int(match.group(2))
+    try:
+        index, count = int(match.group(1)), int(match.group(2))
+    except ValueError:  # over Python's 4300 digits: no shard count is that large either
+        raise InputError(f"invalid {what} {spec[:40]!r}...: K/N needs 1 <= K <= N") from None
     if count < 1 or not 1 <= index <= count:
         raise InputError(f"invalid {what} {spec!r}: K/N needs 1 <= K <= N")
     return index, count

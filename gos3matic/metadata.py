@@ -52,9 +52,23 @@ def encode_value(value: str) -> str:
     """A metadata value as S3 stores it: ASCII as is, anything else RFC 2047 encoded."""
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
         raise InputError(f"invalid metadata value {value!r}: it contains control characters")
+    if not _is_utf8(value):  # undecodable bytes in argv or the environment
+        raise InputError(f"invalid metadata value {value!r}: it is not valid UTF-8")
+    if value != value.strip(" "):  # HTTP drops them: the read-back would never match
+        raise InputError(
+            f"invalid metadata value {value!r}: S3 drops leading and trailing spaces; remove them"
+        )
     if value.isascii():
         return value
     return "=?UTF-8?B?" + base64.b64encode(value.encode("utf-8")).decode("ascii") + "?="
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def encode_annotation(items: Mapping[str, str]) -> dict[str, str]:

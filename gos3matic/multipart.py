@@ -70,6 +70,8 @@ def parse_size(text: str, option: str) -> int:
         size = Decimal(number) * _UNITS[unit.lower()]
     except InvalidOperation:  # pragma: no cover - the pattern admits only decimal numbers
         raise InputError(f"invalid {option} {text!r}") from None
+    if size > MAX_OBJECT:  # and no int of 5000 digits, which Python refuses to convert
+        raise InputError(f"invalid {option} {text[:40]!r}: over {human_size(MAX_OBJECT)}")
     if size != size.to_integral_value():
         raise InputError(f"invalid {option} {text!r}: not a whole number of bytes")
     return int(size)
