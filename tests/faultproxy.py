@@ -111,6 +111,8 @@ class Rule:
     limit: int | None = None  # at most this many injections
     delay: float = 0.0  # seconds, for DELAY
     action: Callable[[Request], None] | None = None  # for CALL
+    code: str | None = None  # another error code in the XML body, e.g. SignatureDoesNotMatch
+    details: str = ""  # more XML elements in the body, e.g. <AWSAccessKeyId>...</AWSAccessKeyId>
 
     def matches(self, request: Request) -> bool:
         return (
@@ -166,10 +168,10 @@ def operation_of(
     return f"{method} object"
 
 
-def error_body(code: str, message: str, resource: str, request_id: str) -> bytes:
+def error_body(code: str, message: str, resource: str, request_id: str, details: str = "") -> bytes:
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Error><Code>{code}</Code><Message>{escape(message)}</Message>"
+        f"<Error><Code>{code}</Code><Message>{escape(message)}</Message>{details}"
         f"<Resource>{escape(resource)}</Resource><RequestId>{request_id}</RequestId></Error>"
     ).encode()
 
@@ -223,8 +225,8 @@ class FaultProxy:
 
     # -- deciding --
 
-    def decide(self, request: Request) -> tuple[Fault | None, list[Rule]]:
-        """The answering fault for this request (or None), and the DELAY/CALL rules that fire."""
+    def decide(self, request: Request) -> tuple[Rule | None, list[Rule]]:
+        """The rule that answers this request (or None), and the DELAY/CALL rules that fire."""
         part = request.query.get("partNumber", [""])[0]
         signature = (request.operation, request.key, part)
         with self.lock:
@@ -234,7 +236,7 @@ class FaultProxy:
             self._attempts[signature] += 1
             attempt = self._attempts[signature]
             draws = random.Random(f"{self.seed}|{'|'.join(signature)}|{attempt}")
-            answer: Fault | None = None
+            answer: Rule | None = None
             point, upto = draws.random(), 0.0
             side: list[Rule] = []
             for index, rule in enumerate(self.rules):
@@ -245,7 +247,7 @@ class FaultProxy:
                 if rule.fault in ANSWERS:
                     upto += rule.rate
                     if answer is None and point < upto:
-                        answer = rule.fault
+                        answer = rule
                         self._fired[index] += 1
                         self.injected[rule.fault, request.operation] += 1
                 elif draws.random() < rule.rate:
@@ -291,14 +293,15 @@ class FaultProxy:
                         time.sleep(rule.delay)
                     elif rule.action is not None:
                         rule.action(request)
-                if answer is Fault.DROP_REQUEST:
+                fault = answer.fault if answer is not None else None
+                if fault is Fault.DROP_REQUEST:
                     return self._hang_up()
-                if answer in _ERRORS:
+                if answer is not None and fault in _ERRORS:
                     return self._answer_error(answer, split.path)
                 status, reason, reply_headers, content = self._forward(body)
                 with proxy.lock:
                     proxy.answered[request.operation, status] += 1
-                if answer is Fault.DROP_REPLY:
+                if fault is Fault.DROP_REPLY:
                     return self._hang_up()
                 self._answer(status, reason, reply_headers, content)
 
@@ -373,11 +376,11 @@ class FaultProxy:
                     self.wfile.write(body)
                 self.wfile.flush()
 
-            def _answer_error(self, fault: Fault, resource: str) -> None:
-                status, reason, code, message = _ERRORS[fault]
+            def _answer_error(self, rule: Rule, resource: str) -> None:
+                status, reason, code, message = _ERRORS[rule.fault]
                 request_id = proxy.next_request_id()
                 body = b"" if self.command == "HEAD" else error_body(
-                    code, message, unquote(resource), request_id
+                    rule.code or code, message, unquote(resource), request_id, rule.details
                 )  # fmt: skip
                 headers = [("Content-Type", "application/xml"), ("x-amz-request-id", request_id)]
                 self._answer(status, reason, headers, body)
