@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import glob
+import json
 import os
 import shutil
 import signal
@@ -28,7 +29,7 @@ HOST = "127.0.0.1"
 READY_TIMEOUT = 60.0  # seconds per start attempt
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 START_ATTEMPTS = 3  # a free port can be taken by someone else before the server binds it
-ACCESS_KEY = "gos3matic-dev"  # neither server checks credentials (see _server_env)
+ACCESS_KEY = "gos3matic-dev"  # moto accepts any; SeaweedFS is configured with this one
 SECRET_KEY = "gos3matic-dev-secret"
 _PROBE_BUCKET = "gos3matic-ready-probe"
 # weed mini's workers dial admin.port + 10000, whatever -admin.port.grpc says.
@@ -149,16 +150,38 @@ def _answers(endpoint: str) -> bool:
 
 def _stores(endpoint: str) -> bool:
     # SeaweedFS answers GET / before it can store anything: only a real write proves it can.
-    bucket, key = f"{endpoint}/{_PROBE_BUCKET}", f"{endpoint}/{_PROBE_BUCKET}/probe"
-    ok = (
-        _answers(endpoint)
-        # 409: the bucket of an earlier probe whose object PUT failed
-        and _http("PUT", bucket) in (200, 409)
-        and _http("PUT", key) == 200
+    import boto3  # only the SeaweedFS probe needs it: requests must be signed
+    from botocore.config import Config
+
+    s3 = boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        config=Config(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=5),
     )
-    if ok:  # leave the server as empty as it started
-        ok = _http("DELETE", key) in (200, 204) and _http("DELETE", bucket) in (200, 204)
-    return ok
+    try:
+        s3.create_bucket(Bucket=_PROBE_BUCKET)
+        s3.put_object(Bucket=_PROBE_BUCKET, Key="probe", Body=b"probe")
+        s3.delete_object(Bucket=_PROBE_BUCKET, Key="probe")  # leave the server as it started
+        s3.delete_bucket(Bucket=_PROBE_BUCKET)
+    except Exception:  # not ready yet, whatever the form of the refusal
+        return False
+    return True
+
+
+# One identity with every right, so that SeaweedFS checks signatures and answers the bucket
+# calls it denies to anonymous callers (GetBucketOwnershipControls), as AWS does.
+_WEED_IDENTITIES = {
+    "identities": [
+        {
+            "name": "gos3matic-dev",
+            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }
+    ]
+}
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -280,6 +303,9 @@ def seaweedfs_server(data_dir: str | None = None) -> Iterator[LocalS3]:
                 for path in glob.glob(f"/tmp/seaweedfs-*-{port}.sock"):
                     Path(path).unlink(missing_ok=True)
 
+        identities = workdir / "s3-identities.json"
+        identities.write_text(json.dumps(_WEED_IDENTITIES))
+
         def build() -> tuple[list[str], int]:
             free = _free_ports(len(_WEED_PORT_FLAGS), paired=1)
             ports = dict(zip(_WEED_PORT_FLAGS, free, strict=True))
@@ -301,6 +327,7 @@ def seaweedfs_server(data_dir: str | None = None) -> Iterator[LocalS3]:
                 "-volume.preStopSeconds=0",
                 f"-filer.localSocket={workdir}/filer.sock",
                 f"-s3.localSocket={workdir}/s3.sock",
+                f"-s3.config={identities}",
             ]
             return command, ports["s3.port"]
 

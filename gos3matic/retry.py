@@ -5,6 +5,7 @@ botocore's own retries are switched off (see s3.py) so that this policy is not m
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -12,7 +13,8 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from gos3matic.errors import NetworkError, S3Error
@@ -22,6 +24,7 @@ T = TypeVar("T")
 ATTEMPTS = 8  # the first try and 7 retries
 FIRST_WAIT = 0.1  # seconds, doubled each retry, with up to 1 s of jitter added
 LONGEST_WAIT = 10.0
+JITTER = 1.0  # seconds of random wait added to each backoff, so workers do not retry in step
 
 TRANSIENT_CODES = frozenset(
     {
@@ -48,10 +51,12 @@ def is_transient(error: BaseException) -> bool:
     )
 
 
+@functools.cache
 def s3_policy(attempts: int = ATTEMPTS) -> Retrying:
+    # Built once and shared by every worker: tenacity keeps each call's state thread-local.
     return Retrying(
         retry=retry_if_exception(is_transient),
-        wait=wait_exponential_jitter(initial=FIRST_WAIT, max=LONGEST_WAIT, jitter=1.0),
+        wait=wait_exponential(multiplier=FIRST_WAIT, max=LONGEST_WAIT) + wait_random(0, JITTER),
         stop=stop_after_attempt(attempts),
         reraise=True,
     )

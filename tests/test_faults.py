@@ -62,7 +62,12 @@ def no_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     """The policy's attempts without its waits: what is counted here is requests, not time."""
     from tenacity import wait_none
 
-    monkeypatch.setattr(retry, "wait_exponential_jitter", lambda **_: wait_none())
+    real_policy = retry.s3_policy.__wrapped__
+    monkeypatch.setattr(
+        retry,
+        "s3_policy",
+        lambda attempts=retry.ATTEMPTS: real_policy(attempts).copy(wait=wait_none()),
+    )
 
 
 def stores_through(proxy: FaultProxy, bucket: str) -> dict[str, Any]:
