@@ -38,7 +38,6 @@ from gos3matic.gocd import (
     RUN_INDEX_ENV,
     Shard,
     parse_shard,
-    path_warning,
     shard_from_env,
 )
 from gos3matic.metadata import encode_annotation
@@ -58,6 +57,7 @@ from gos3matic.report import (
     parameter_table,
     summary_json,
     summary_text,
+    warn_about_path,
 )
 from gos3matic.s3 import Boto3Bucket, Connection, make_client
 
@@ -427,13 +427,7 @@ def run_annotate(args: argparse.Namespace) -> int:
     request = annotate_request(args, os.environ)
     plan = request.plan
     info: TextIO = sys.stderr if args.json else sys.stdout
-    warning = path_warning(plan.prefix)
-    if warning is not None:
-        message, breaks_polling = warning
-        print(
-            f"gos3matic: {'WARNING, GoCD will break' if breaks_polling else 'warning'}: {message}",
-            file=sys.stderr,
-        )
+    warn_about_path(plan.prefix)
     if not args.quiet:
         parameter_table(request.table, info)
 

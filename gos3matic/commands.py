@@ -66,7 +66,6 @@ from gos3matic.gocd import (
     folder_name,
     normalize_package,
     parse_label_map,
-    path_warning,
     poller_view,
     revision_environment,
 )
@@ -77,6 +76,7 @@ from gos3matic.report import (
     MARKER_SENTENCES,
     parameter_table,
     summary_text,
+    warn_about_path,
 )
 from gos3matic.s3 import Boto3Bucket, Connection, make_client
 
@@ -704,11 +704,7 @@ def run_mark(args: argparse.Namespace) -> int:
     request = mark_request(args, os.environ)
     plan = request.plan
     info: TextIO = sys.stderr if args.json else sys.stdout
-    warning = path_warning(plan.prefix)
-    if warning is not None:
-        message, breaks_polling = warning
-        loud = "WARNING, GoCD will break" if breaks_polling else "warning"
-        _emit(f"gos3matic: {loud}: {message}", sys.stderr)
+    warn_about_path(plan.prefix)
     if not args.quiet:
         parameter_table(request.table, info)
     stop = threading.Event()

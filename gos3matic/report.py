@@ -12,6 +12,7 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from gos3matic.engine import MarkerState, Outcome, Tally
+from gos3matic.gocd import path_warning
 
 PLAIN_PROGRESS_EVERY = 5.0  # seconds between progress lines in a non-terminal log
 FAILURES_SHOWN = 20
@@ -176,3 +177,12 @@ def summary_json(outcome: Outcome, context: dict[str, Any], exit_code: int) -> s
 
 def error_line(message: str) -> None:
     print(f"gos3matic: error: {message}", file=sys.stderr, flush=True)
+
+
+def warn_about_path(prefix: str) -> None:
+    """On stderr, when GoCD will not take PATH for a revision, and louder when it breaks polling."""
+    warning = path_warning(prefix)
+    if warning is not None:
+        message, breaks_polling = warning
+        loud = "WARNING, GoCD will break" if breaks_polling else "warning"
+        print(f"gos3matic: {loud}: {message}", file=sys.stderr, flush=True)

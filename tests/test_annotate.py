@@ -639,3 +639,20 @@ def test_interrupt_stops_new_work_writes_no_marker_and_a_rerun_finishes(
     final = json.loads(again.stdout)
     assert final["skipped"] >= report["annotated"]
     assert final["annotated"] + final["skipped"] == 400
+
+
+def test_a_path_the_poller_cannot_parse_gets_a_loud_warning_but_runs(
+    run_cli, moto_s3, moto_client, moto_bucket
+):
+    put(moto_client, moto_bucket, "app/build/package/latest/a.bin")
+    loud = run_cli(moto_s3, "annotate", moto_bucket, "app/build/package/latest", "--label", "1")
+    assert loud.returncode == 0, loud.stderr
+    assert "WARNING, GoCD will break" in loud.stderr
+
+    put(moto_client, moto_bucket, "flat/42.1/a.bin")
+    mild = run_cli(moto_s3, "annotate", moto_bucket, "flat/42.1", "--label", "1")
+    assert mild.returncode == 0, mild.stderr
+    assert "gos3matic: warning:" in mild.stderr and "will break" not in mild.stderr
+
+    clean = run_cli(moto_s3, "annotate", moto_bucket, PREFIX, "--label", "1", "--allow-empty")
+    assert "warning" not in clean.stderr.lower()
