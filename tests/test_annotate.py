@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from readback import snapshot
 
 REPO = Path(__file__).resolve().parent.parent
 PREFIX = "app/build/package/42.1/"
@@ -67,16 +68,6 @@ def seed_deliverable(s3, bucket, count=12):
 
 def content_md5(s3, bucket, key):
     return hashlib.md5(s3.get_object(Bucket=bucket, Key=key)["Body"].read()).hexdigest()
-
-
-def snapshot(s3, bucket):
-    """Everything an outsider can see about the bucket's objects: to prove nothing was written."""
-    state = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for entry in page.get("Contents", []):
-            head = s3.head_object(Bucket=bucket, Key=entry["Key"])
-            state[entry["Key"]] = (head["ETag"], head["LastModified"], head.get("Metadata"))
-    return state
 
 
 def annotate(run_cli, server, bucket, *extra, path=PREFIX, env=None):

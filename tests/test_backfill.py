@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from readback import snapshot
+
 PACKAGE = "app/build/package/"
 DONE = {"completed": "completed", "go_pipeline_label": "40", "user": "first@example.com"}
 
@@ -28,15 +30,6 @@ def marker(s3, bucket, revision):
         return s3.head_object(Bucket=bucket, Key=f"{PACKAGE}{revision}/")["Metadata"]
     except s3.exceptions.ClientError:
         return None
-
-
-def snapshot(s3, bucket):
-    state = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for entry in page.get("Contents", []):
-            head = s3.head_object(Bucket=bucket, Key=entry["Key"])
-            state[entry["Key"]] = (head["ETag"], head["LastModified"], head.get("Metadata"))
-    return state
 
 
 def seed_history(s3, bucket):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from readback import snapshot
 
 PACKAGE = "app/build/package/"
 DONE = {
@@ -32,15 +33,6 @@ def publish(s3, bucket, revision, label):
 
 def status(run_cli, server, bucket, *extra, package=PACKAGE):
     return run_cli(server, "status", bucket, package, "--json", *extra)
-
-
-def snapshot(s3, bucket):
-    state = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for entry in page.get("Contents", []):
-            head = s3.head_object(Bucket=bucket, Key=entry["Key"])
-            state[entry["Key"]] = (head["ETag"], head["LastModified"], head.get("Metadata"))
-    return state
 
 
 def test_reports_the_newest_complete_revision_with_what_its_marker_says(
