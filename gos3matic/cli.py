@@ -398,15 +398,15 @@ def exit_code(outcome: Outcome) -> int:
 
 
 def install_stop_signals(stop: threading.Event) -> None:
-    """First SIGINT/SIGTERM: start nothing new, finish what is in flight. Second: leave now."""
+    """First SIGINT/SIGTERM: start nothing new, let in-flight copies end. Second: leave now."""
 
     def handle(signum: int, _frame: Any) -> None:
         if stop.is_set():
             os._exit(EXIT_INTERRUPTED)
         stop.set()
         print(
-            f"\n{signal.Signals(signum).name}: finishing in-flight objects, starting no new "
-            "ones (again to quit at once)",
+            f"\n{signal.Signals(signum).name}: starting no new objects, finishing in-flight "
+            "copies and aborting copies in parts; no marker (again to quit at once)",
             file=sys.stderr,
             flush=True,
         )
