@@ -8,6 +8,7 @@ import os
 import signal
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from typing import Any
 from unittest import mock
 
 from gos3matic import cli
@@ -40,3 +41,17 @@ def run_main(env: Mapping[str, str], argv: list[str]) -> tuple[int, str, str]:
         except SystemExit as exit_:  # argparse's usage errors, --help
             code = exit_.code if isinstance(exit_.code, int) else 1
     return code, out.getvalue().decode("utf-8"), err.getvalue().decode("utf-8")
+
+
+def without_retry_waits(monkeypatch: Any) -> None:
+    """retry.py's attempts without its waits: for runs that count requests or must fail fast."""
+    from tenacity import wait_none
+
+    from gos3matic import retry
+
+    real_policy = retry.s3_policy.__wrapped__
+    monkeypatch.setattr(
+        retry,
+        "s3_policy",
+        lambda attempts=retry.ATTEMPTS: real_policy(attempts).copy(wait=wait_none()),
+    )

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from faultproxy import Fault, FaultProxy, Request, Rule, Transient, only
+from inprocess import without_retry_waits
 
 from gos3matic import retry
 from gos3matic.crt import CrtObjectStore, open_object_store
@@ -54,20 +55,39 @@ def through(proxy: FaultProxy, *args: str) -> list[str]:
     return [*args, "--endpoint-url", proxy.url]
 
 
+# -- the proxy itself -----------------------------------------------------------------------------
+
+
+def test_the_proxy_decides_alike_for_a_seed_whatever_the_order_of_requests():
+    def request(operation: str, key: str) -> Request:
+        return Request(operation, "PUT", "any-bucket", key, {}, {})
+
+    def decisions(seed: int, order: list[Request]) -> dict[tuple[str, str, int], Any]:
+        proxy = FaultProxy("http://127.0.0.1:9", Transient(rate=0.3).rules(), seed=seed)
+        proxy.server.server_close()  # never served: only its decisions are looked at
+        made: dict[tuple[str, str, int], Any] = {}
+        for each in order:
+            attempt = 1 + sum(1 for op, key, _ in made if (op, key) == (each.operation, each.key))
+            answer, _ = proxy.decide(each)
+            made[each.operation, each.key, attempt] = answer and answer.fault
+        return made
+
+    requests = [request(op, f"k{n}") for op in ("HeadObject", "CopyObject") for n in range(50)]
+    twice = requests + requests  # every request retried once
+    first = decisions(4, twice)
+
+    assert decisions(4, list(reversed(twice))) == first
+    assert decisions(5, twice) != first
+    assert 0.2 < sum(fault is not None for fault in first.values()) / len(first) < 0.4
+
+
 # -- one attempt is one request: retry.py alone multiplies them ----------------------------------
 
 
 @pytest.fixture
 def no_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     """The policy's attempts without its waits: what is counted here is requests, not time."""
-    from tenacity import wait_none
-
-    real_policy = retry.s3_policy.__wrapped__
-    monkeypatch.setattr(
-        retry,
-        "s3_policy",
-        lambda attempts=retry.ATTEMPTS: real_policy(attempts).copy(wait=wait_none()),
-    )
+    without_retry_waits(monkeypatch)
 
 
 def stores_through(proxy: FaultProxy, bucket: str) -> dict[str, Any]:

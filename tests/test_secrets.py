@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 from faultproxy import Fault, FaultProxy, Rule, only
-from inprocess import run_main
+from inprocess import run_main, without_retry_waits
 
-from gos3matic import retry
 from gos3matic.devserver import free_port
 
 PREFIX = "app/build/package/42.1/"
@@ -112,9 +111,7 @@ def test_an_error_body_that_names_the_key_prints_no_credential(
 
 
 def test_an_unreachable_endpoint_prints_no_credential(monkeypatch, moto_s3):
-    from tenacity import wait_none
-
-    monkeypatch.setattr(retry, "wait_exponential_jitter", lambda **_: wait_none())
+    without_retry_waits(monkeypatch)
     dead = f"http://127.0.0.1:{free_port()}"
     args = ["annotate", "bkt", PREFIX, "--label", "42", "--json", "--endpoint-url", dead]
 
