@@ -147,31 +147,28 @@ FORCED = [  # each at least once, whatever the draws: the cases where a retry is
     Rule(Fault.DROP_REPLY, operations=only("CompleteMultipartUpload"), limit=1),
     Rule(Fault.SLOW_DOWN, operations=only("UploadPartCopy"), limit=1),
     Rule(Fault.DROP_REPLY, operations=only("PutObject"), limit=1),  # the marker
-    Rule(Fault.SLOW_DOWN, operations=only("ListObjectsV2"), limit=1),
 ]
 
 
-@pytest.mark.parametrize("store", STORES)
-def test_transient_faults_cost_retries_and_lose_nothing(
-    run_cli, moto_s3, moto_client, moto_bucket, store
-):
+def test_transient_faults_cost_retries_and_lose_nothing(run_cli, moto_s3, moto_client, moto_bucket):
+    """Through awscrt, with ACL reads (moto's buckets have ACLs on), a multipart copy and the
+    marker; the boto3 store is put through the same on SeaweedFS below."""
     s3, bucket = moto_client, moto_bucket
-    digests = seed_objects(s3, bucket, 40)
+    digests = seed_objects(s3, bucket, 20)
     big = f"{PREFIX}big.bin"
-    body = os.urandom(11 * MiB)
+    body = os.urandom(6 * MiB)  # two parts
     s3.put_object(Bucket=bucket, Key=big, Body=body, Metadata={"built-by": "jenkins"})
     digests[big] = hashlib.md5(body).hexdigest()
     rules = FORCED + Transient(rate=0.25).rules()
 
     with FaultProxy(moto_s3.endpoint_url, rules, seed=4, record=True).running() as proxy:
         result = run_cli(
-            moto_s3, "annotate", bucket, PREFIX, *LABEL, *SMALL_PARTS, "--json",
-            *through(proxy), env=STORES[store],
+            moto_s3, "annotate", bucket, PREFIX, *LABEL, *SMALL_PARTS, "--json", *through(proxy)
         )  # fmt: skip
 
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert (report["annotated"], report["skipped"], report["failed"]) == (41, 0, 0)
+    assert (report["annotated"], report["skipped"], report["failed"]) == (21, 0, 0)
     assert report["multipart"] == 1 and report["failures"] == []
     assert report["marker_written"] is True and report["marker_verified"] is True
     for key, digest in digests.items():
@@ -187,31 +184,30 @@ def test_transient_faults_cost_retries_and_lose_nothing(
     for operation in ("CopyObject", "HeadObject", "CompleteMultipartUpload", "PutObject"):
         assert proxy.count(operation=operation) > 0, operation
     copies = [r for r in proxy.requests if r.operation == "CopyObject"]
-    via_crt = {CRT_AGENT in r.headers.get("user-agent", "") for r in copies}
-    assert via_crt == {store == "crt"}
+    assert all(CRT_AGENT in r.headers.get("user-agent", "") for r in copies)
 
 
 def test_transient_faults_under_the_etag_guard_lose_nothing(
     run_cli, seaweed_s3, seaweed_client, seaweed_bucket
 ):
     """SeaweedFS enforces CopySourceIfMatch: a copy retried after its reply was lost must still
-    pass the guard (or find the object annotated), never fail it."""
+    pass the guard (or find the object annotated), never fail it. Through boto3 this time."""
     s3, bucket = seaweed_client, seaweed_bucket
-    digests = seed_objects(s3, bucket, 30)
+    digests = seed_objects(s3, bucket, 20)
     rules = [
         Rule(Fault.DROP_REPLY, operations=only("CopyObject"), limit=3),
         *Transient(rate=0.25).rules(),
     ]
 
-    with FaultProxy(seaweed_s3.endpoint_url, rules, seed=7).running() as proxy:
+    with FaultProxy(seaweed_s3.endpoint_url, rules, seed=7, record=True).running() as proxy:
         result = run_cli(
             seaweed_s3, "annotate", bucket, PREFIX, *LABEL, "--json", "--no-marker",
-            *through(proxy),
+            *through(proxy), env=STORES["boto3"],
         )  # fmt: skip
 
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert (report["annotated"], report["failed"]) == (30, 0)
+    assert (report["annotated"], report["failed"]) == (20, 0)
     for key, digest in digests.items():
         assert s3.head_object(Bucket=bucket, Key=key)["Metadata"] == {
             "built-by": "jenkins",
@@ -220,6 +216,7 @@ def test_transient_faults_under_the_etag_guard_lose_nothing(
         assert digest_of(s3, bucket, key) == digest
     assert proxy.failures_injected() >= 0.15 * proxy.total_seen()
     assert proxy.count(Fault.DROP_REPLY, "CopyObject") >= 3
+    assert not any(CRT_AGENT in r.headers.get("user-agent", "") for r in proxy.requests)
 
 
 # -- a permanent failure --------------------------------------------------------------------------

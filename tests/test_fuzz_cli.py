@@ -207,7 +207,7 @@ def snapshot(s3: Any, bucket: str) -> dict[str, Any]:
 
 
 @settings(
-    max_examples=int(os.environ.get("GOS3MATIC_FUZZ_EXAMPLES", "80")),  # more: a longer hunt
+    max_examples=int(os.environ.get("GOS3MATIC_FUZZ_EXAMPLES", "50")),  # more: a longer hunt
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
