@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from inprocess import run_main
+from readback import snapshot
 
 from gos3matic.devserver import LocalS3
 
@@ -196,14 +197,6 @@ def target(moto_s3: LocalS3) -> Iterator[tuple[LocalS3, Any, str]]:
         s3.put_object(Bucket=bucket, Key=f"{PREFIX}{name}", Body=b"x")
     s3.put_object(Bucket=bucket, Key=f"{PACKAGE}/41.1/c.bin", Body=b"x")
     yield moto_s3, s3, bucket
-
-
-def snapshot(s3: Any, bucket: str) -> dict[str, Any]:
-    state = {}
-    for entry in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
-        head = s3.head_object(Bucket=bucket, Key=entry["Key"])
-        state[entry["Key"]] = (head["ETag"], head["LastModified"], head.get("Metadata"))
-    return state
 
 
 @settings(
