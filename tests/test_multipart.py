@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import http.client
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode
 
 import pytest
+from faultproxy import Fault, FaultProxy, Request, Rule, only
 
 from gos3matic.metadata import copy_params
 from gos3matic.multipart import GiB, MiB, MultipartCopier, part_plan
@@ -291,98 +289,9 @@ def test_s3transfer_alone_would_lose_the_tags_of_a_copy_onto_itself(tool_client,
 # -- failures ------------------------------------------------------------------------------------
 
 
-class PartProxy:
-    """A loopback HTTP proxy to a local S3 server that can refuse, or act before, the Nth
-    UploadPartCopy. The client signs for the proxy's address; the local servers do not check."""
-
-    def __init__(
-        self,
-        upstream: str,
-        refuse_part: int | None = None,
-        before_part: Callable[[int], None] | None = None,
-    ) -> None:
-        self.upstream = urlsplit(upstream)
-        self.refuse_part = refuse_part
-        self.before_part = before_part
-        self.parts = 0
-        self.creates = 0
-        self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def forward(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                query = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
-                if self.command == "POST" and "uploads" in query:
-                    with proxy.lock:
-                        proxy.creates += 1
-                if "partNumber" in query and "x-amz-copy-source" in self.headers:
-                    with proxy.lock:
-                        proxy.parts += 1
-                        number = proxy.parts
-                    if proxy.before_part is not None:
-                        proxy.before_part(number)
-                    if number == proxy.refuse_part:
-                        return self.answer(403, {"Content-Type": "application/xml"}, REFUSAL)
-                upstream = http.client.HTTPConnection(
-                    proxy.upstream.hostname, proxy.upstream.port, timeout=120
-                )
-                headers = {
-                    k: v
-                    for k, v in self.headers.items()
-                    if k.lower() not in {*HOP, "content-length"}
-                }
-                upstream.request(self.command, self.path, body=body, headers=headers)
-                response = upstream.getresponse()
-                content = response.read()
-                kept = {k: v for k, v in response.getheaders() if k.lower() not in HOP}
-                if self.command != "HEAD":  # a HEAD's Content-Length is the object's size
-                    kept = {k: v for k, v in kept.items() if k.lower() != "content-length"}
-                    kept["Content-Length"] = str(len(content))
-                self.answer(response.status, kept, content)
-                upstream.close()
-
-            def answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                if not any(name.lower() == "content-length" for name in headers):
-                    self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
-            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = forward
-
-        return Handler
-
-    @contextmanager
-    def running(self) -> Iterator[PartProxy]:
-        thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self.server.shutdown()
-            self.server.server_close()
-
-
-HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection"}
-REFUSAL = (
-    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
-    b"<Message>refused by the test proxy</Message></Error>"
-)
+def part(number: int) -> Callable[[Request], bool]:
+    """Matches the UploadPartCopy of one part number."""
+    return lambda request: request.query.get("partNumber") == [str(number)]
 
 
 def test_a_part_refused_mid_copy_aborts_the_upload_and_withholds_the_marker(
@@ -393,7 +302,8 @@ def test_a_part_refused_mid_copy_aborts_the_upload_and_withholds_the_marker(
     s3.put_object(Bucket=bucket, Key=PREFIX + "small.txt", Body=b"small")
     before = s3.head_object(Bucket=bucket, Key=key)
 
-    with PartProxy(s3server.endpoint_url, refuse_part=3).running() as proxy:
+    refuse_third = Rule(Fault.ACCESS_DENIED, operations=only("UploadPartCopy"), when=part(3))
+    with FaultProxy(s3server.endpoint_url, [refuse_third]).running() as proxy:
         result = run_cli(
             s3server, "annotate", bucket, PREFIX, *LABEL, *SMALL, "--json",
             "--endpoint-url", proxy.url,
@@ -409,7 +319,7 @@ def test_a_part_refused_mid_copy_aborts_the_upload_and_withholds_the_marker(
     after = s3.head_object(Bucket=bucket, Key=key)
     assert (after["ETag"], after["Metadata"]) == (before["ETag"], {"built-by": "jenkins"})
     assert md5_of(s3, bucket, key) == digest
-    assert proxy.parts >= 3
+    assert proxy.seen["UploadPartCopy"] >= 3
 
 
 def test_an_object_overwritten_during_its_copy_is_read_and_merged_again(
@@ -421,18 +331,21 @@ def test_an_object_overwritten_during_its_copy_is_read_and_merged_again(
     put_large(s3, bucket, key, 3 * PART, Metadata={"version": "1"})
     replaced: dict[str, str] = {}
 
-    def overwrite_once(number: int) -> None:
-        if number == 2 and not replaced:
+    def overwrite_once(_: Request) -> None:
+        if not replaced:
             replaced["md5"] = put_large(s3, bucket, key, 3 * PART + 5, Metadata={"version": "2"})
 
-    with PartProxy(seaweed_s3.endpoint_url, before_part=overwrite_once).running() as proxy:
+    before_part_2 = Rule(
+        Fault.CALL, operations=only("UploadPartCopy"), when=part(2), action=overwrite_once
+    )
+    with FaultProxy(seaweed_s3.endpoint_url, [before_part_2]).running() as proxy:
         result = run_cli(
             seaweed_s3, "annotate", bucket, PREFIX, *LABEL, *SMALL, "--json", "--no-marker",
             "--endpoint-url", proxy.url,
         )  # fmt: skip
 
     assert result.returncode == 0, result.stderr
-    assert proxy.creates == 2  # the first upload was abandoned on the 412
+    assert proxy.seen["CreateMultipartUpload"] == 2  # the first upload was abandoned on the 412
     head = s3.head_object(Bucket=bucket, Key=key)
     assert head["Metadata"] == {"version": "2", "go_pipeline_label": "7"}
     assert head["ContentLength"] == 3 * PART + 5
@@ -445,11 +358,12 @@ def test_an_interrupt_during_a_multipart_copy_aborts_it(s3server, s3, bucket):
     digest = put_large(s3, bucket, key, 4 * PART)
     first_part, release = threading.Event(), threading.Event()
 
-    def hold(number: int) -> None:
+    def hold(_: Request) -> None:
         first_part.set()
         release.wait(30)
 
-    with PartProxy(s3server.endpoint_url, before_part=hold).running() as proxy:
+    holding = Rule(Fault.CALL, operations=only("UploadPartCopy"), action=hold)
+    with FaultProxy(s3server.endpoint_url, [holding]).running() as proxy:
         command = [sys.executable, "-m", "gos3matic", "annotate", bucket, PREFIX, *LABEL,
                    *SMALL, "--json", "--endpoint-url", proxy.url]  # fmt: skip
         process = subprocess.Popen(
