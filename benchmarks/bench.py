@@ -46,7 +46,7 @@ BIN = Path(sys.executable).parent
 SEEDED = {"ContentType": "text/plain", "CacheControl": "max-age=60"}  # and origin=seed
 # Runs the tool from a small fresh process: Linux counts a child's memory before its exec in its
 # peak RSS, so a tool started straight from this process would inherit our ~70 MB as its floor.
-_MEASURE = """
+MEASURE_CHILD = """
 import os, sys, time
 started = time.perf_counter()
 pid = os.fork()
@@ -247,7 +247,13 @@ class Bench:
             server_before = _cpu_seconds(self.server_pid)
             with out.open("wb") as stdout, err.open("wb") as stderr:
                 exit_code = subprocess.call(
-                    [sys.executable, "-c", _MEASURE, str(measures), *self.command(tool, label)],
+                    [
+                        sys.executable,
+                        "-c",
+                        MEASURE_CHILD,
+                        str(measures),
+                        *self.command(tool, label),
+                    ],
                     env={**self.env, "GOS3MATIC_NO_CRT": "1"} if tool == BOTO3 else self.env,
                     stdout=stdout,
                     stderr=stderr,

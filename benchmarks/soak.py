@@ -35,6 +35,7 @@ import boto3
 from botocore.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from bench import MEASURE_CHILD  # the tool's own peak RSS, not ours
 from faultproxy import Fault, FaultProxy, Transient  # a test helper, not installed
 
 from gos3matic.devserver import LocalS3, seaweedfs_server
@@ -43,19 +44,6 @@ BUCKET = "soak"
 RESULTS = Path(__file__).resolve().parent / "results"
 BIN = Path(sys.executable).parent
 SEEDED = {"ContentType": "text/plain", "CacheControl": "max-age=60", "origin": "seed"}
-# The CLI from a small fresh process, so that its peak RSS is its own: Linux carries a parent's
-# peak over fork into the child's, and this process holds the proxy and the read-back.
-_MEASURE = """
-import os, sys, time
-started = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    os.execv(sys.argv[2], sys.argv[2:])
-_, status, usage = os.wait4(pid, 0)
-with open(sys.argv[1], "w") as out:
-    print(time.perf_counter() - started, usage.ru_maxrss, file=out)
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
 
 
 @dataclass
@@ -144,13 +132,13 @@ def soak(
         FaultProxy(server.endpoint_url, Transient(rate).rules(), seed=seed_).running() as proxy,
         tempfile.NamedTemporaryFile("r") as measured,
     ):
-        command = [sys.executable, "-c", _MEASURE, measured.name,
+        command = [sys.executable, "-c", MEASURE_CHILD, measured.name,
                    sys.executable, "-m", "gos3matic", "annotate", BUCKET, prefix,
                    "--label", label, "--json", "--quiet", "--no-progress",
                    "--endpoint-url", proxy.url,
                    *(["--workers", str(workers)] if workers else [])]  # fmt: skip
         result = subprocess.run(command, env=server.env(), capture_output=True, text=True)
-        seconds, max_rss_kib = measured.read().split()
+        seconds, max_rss_kib, _, _ = measured.read().split()
         injected = {fault.name: proxy.count(fault) for fault in Fault if proxy.count(fault)}
         requests = proxy.total_seen()
         operations = dict(proxy.seen.most_common())
