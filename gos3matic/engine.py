@@ -150,9 +150,9 @@ class Annotator:
             if self.plan.dry_run:
                 self.announce(f"would annotate s3://{self.plan.bucket}/{listed.key}")
                 return Result.WOULD_ANNOTATE, 0, None
+            size = int(head.get("ContentLength", listed.size))
             try:
                 copied = True
-                size = int(head.get("ContentLength", listed.size))
                 if self.copier is not None and size > self.plan.multipart_threshold:
                     version_id = self.copier.copy(params, size).version_id
                 else:
@@ -161,7 +161,7 @@ class Annotator:
                 if error.code == "PreconditionFailed":
                     continue  # overwritten since our HEAD: merge over the new content
                 raise
-            return Result.ANNOTATED, int(head.get("ContentLength", listed.size)), version_id
+            return Result.ANNOTATED, size, version_id
         raise ObjectRefused(f"changed under every one of {STALE_READS} attempts to copy it")
 
     def _grants(self, key: str) -> dict[str, str]:
