@@ -423,6 +423,14 @@ def progress_for(args: argparse.Namespace) -> NoProgress | BarProgress | LinePro
     return LineProgress(sys.stderr)
 
 
+def open_bucket(connection: Connection, bucket: str, workers: int) -> Boto3Bucket:
+    """A client sized for `workers` objects and their part copies, on a bucket known reachable."""
+    client = make_client(connection, max_connections=workers + 4 + PART_CONCURRENCY)
+    opened = Boto3Bucket(client, bucket, connection.expected_bucket_owner)
+    opened.check_access()
+    return opened
+
+
 def run_annotate(args: argparse.Namespace) -> int:
     request = annotate_request(args, os.environ)
     plan = request.plan
@@ -433,9 +441,7 @@ def run_annotate(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     install_stop_signals(stop)
-    client = make_client(request.connection, max_connections=plan.workers + 4 + PART_CONCURRENCY)
-    bucket = Boto3Bucket(client, plan.bucket, request.connection.expected_bucket_owner)
-    bucket.check_access()
+    bucket = open_bucket(request.connection, plan.bucket, plan.workers)
     # Per-object requests through awscrt when it reaches the bucket as boto3 does (crt.py).
     objects = open_object_store(bucket, request.connection, plan.marker_key, plan.workers)
 

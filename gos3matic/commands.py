@@ -43,6 +43,7 @@ from gos3matic.cli import (
     connection_from,
     install_stop_signals,
     multipart_from,
+    open_bucket,
     progress_for,
     validate_bucket,
     workers_from,
@@ -70,7 +71,6 @@ from gos3matic.gocd import (
     revision_environment,
 )
 from gos3matic.metadata import encode_annotation
-from gos3matic.multipart import PART_CONCURRENCY
 from gos3matic.report import (
     FAILURES_SHOWN,
     MARKER_SENTENCES,
@@ -78,7 +78,7 @@ from gos3matic.report import (
     summary_text,
     warn_about_path,
 )
-from gos3matic.s3 import Boto3Bucket, Connection, make_client
+from gos3matic.s3 import Boto3Bucket, Connection
 
 MARKER_READS = 16  # markers read at once by status: one HEAD per revision folder
 SHOWN = 10  # names per row of the status table; --json has them all
@@ -193,13 +193,6 @@ def add_parsers(commands: Any) -> None:
 
 
 # -- shared I/O -----------------------------------------------------------------------------------
-
-
-def open_bucket(connection: Connection, bucket: str, workers: int) -> Boto3Bucket:
-    client = make_client(connection, max_connections=workers + 4 + PART_CONCURRENCY)
-    opened = Boto3Bucket(client, bucket, connection.expected_bucket_owner)
-    opened.check_access()
-    return opened
 
 
 def read_marker(bucket: Boto3Bucket, key: str) -> Marker | None:
