@@ -29,9 +29,6 @@ from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 from gos3matic.crt import open_object_store
 from gos3matic.devserver import LocalS3, seaweedfs_server
 from gos3matic.s3 import Boto3Bucket, Connection, make_client
@@ -111,15 +108,7 @@ class Bench:
         self.objects = objects
         self.workers = workers
         self.env = server.env()
-        self.client = boto3.session.Session(
-            aws_access_key_id=server.access_key,
-            aws_secret_access_key=server.secret_key,
-            region_name="us-east-1",
-        ).client(
-            "s3",
-            endpoint_url=server.endpoint_url,
-            config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard"}),
-        )
+        self.client = server.client()
         self.client.create_bucket(Bucket=BUCKET)
         self.server_pid = _server_pid(server.endpoint_url)
         self.labels: dict[str, str] = {}

@@ -32,9 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 from gos3matic.devserver import LocalS3, seaweedfs_server
 from gos3matic.multipart import DEFAULT_PART_SIZE, MiB, human_size, parse_size
 
@@ -141,14 +138,7 @@ def main() -> int:
 
     lines: list[str] = []
     with seaweedfs_server() as server:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=server.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id=server.access_key,
-            aws_secret_access_key=server.secret_key,
-            config=Config(read_timeout=600, retries={"max_attempts": 1}),
-        )
+        s3 = server.client(read_timeout=600, retries={"max_attempts": 1})
         s3.create_bucket(Bucket=BUCKET)
         print(f"writing a {human_size(size)} object of random bytes to {server.endpoint_url} ...")
         md5 = write_pristine(s3, size)

@@ -31,9 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from bench import MEASURE_CHILD  # the tool's own peak RSS, not ours
 from faultproxy import Fault, FaultProxy, Transient  # a test helper, not installed
@@ -67,20 +64,6 @@ class Soak:
             and self.verified == self.objects
             and self.exit_code in (0, 4)
         )
-
-
-def client_for(server: LocalS3) -> Any:
-    return boto3.session.Session(
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key,
-        region_name="us-east-1",
-    ).client(
-        "s3",
-        endpoint_url=server.endpoint_url,
-        config=Config(
-            s3={"addressing_style": "path"}, retries={"mode": "standard"}, max_pool_connections=32
-        ),
-    )
 
 
 def seed(server: LocalS3, s3: Any, prefix: str, count: int) -> None:
@@ -206,7 +189,7 @@ def main() -> int:
 
     soaks = []
     with seaweedfs_server() as server:
-        s3 = client_for(server)
+        s3 = server.client(max_pool_connections=32)
         s3.create_bucket(Bucket=BUCKET)
         for count in sizes:
             print(f"{count} objects:", flush=True)

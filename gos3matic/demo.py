@@ -12,8 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 from gos3matic.devserver import LocalS3, moto_server
 
 BUCKET = "gos3matic-demo"
@@ -86,13 +84,7 @@ def annotate_command() -> list[str]:
 
 def run_demo(server: LocalS3) -> int:
     env = server.env()  # complete: no AWS_PROFILE or real credential of the user leaks in
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=server.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key,
-    )
+    s3 = server.client()
     count = seed(s3)
     print(f"Seeded s3://{BUCKET}/{REVISION}/ with {count} objects on {server.endpoint_url}\n")
     show_object(s3, f"{REVISION}/docs/index.html", "Before")

@@ -23,6 +23,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager, suppre
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 KINDS = ("moto", "seaweedfs")
 HOST = "127.0.0.1"
@@ -44,6 +45,20 @@ class LocalS3:
     endpoint_url: str  # "http://127.0.0.1:PORT"
     access_key: str  # fake credentials the server accepts
     secret_key: str
+
+    def client(self, **config: Any) -> Any:
+        """A boto3 S3 client of its own for this server (own session: the default one is not
+        thread-safe); path-style, us-east-1, standard retries unless `config` says otherwise."""
+        import boto3  # only callers that talk to the server need it
+        from botocore.config import Config
+
+        session = boto3.session.Session(
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+        )
+        options = {"s3": {"addressing_style": "path"}, "retries": {"mode": "standard"}, **config}
+        return session.client("s3", endpoint_url=self.endpoint_url, config=Config(**options))
 
     def env(self) -> dict[str, str]:
         """A complete environment for a client subprocess: os.environ minus every AWS_* variable,
@@ -150,17 +165,8 @@ def _answers(endpoint: str) -> bool:
 
 def _stores(endpoint: str) -> bool:
     # SeaweedFS answers GET / before it can store anything: only a real write proves it can.
-    import boto3  # only the SeaweedFS probe needs it: requests must be signed
-    from botocore.config import Config
-
-    s3 = boto3.session.Session().client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        config=Config(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=5),
-    )
+    probe = LocalS3("seaweedfs", endpoint, ACCESS_KEY, SECRET_KEY)  # requests must be signed
+    s3 = probe.client(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=5)
     try:
         s3.create_bucket(Bucket=_PROBE_BUCKET)
         s3.put_object(Bucket=_PROBE_BUCKET, Key="probe", Body=b"probe")

@@ -10,9 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from gos3matic.devserver import LocalS3, moto_server, seaweedfs_server
 
@@ -46,14 +44,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def client_for(server: LocalS3) -> Any:
-    """An S3 client of its own (own session: boto3's default one is not thread-safe)."""
-    session = boto3.session.Session(
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key,
-        region_name="us-east-1",
-    )
-    config = Config(retries={"mode": "standard"}, s3={"addressing_style": "path"})
-    return session.client("s3", endpoint_url=server.endpoint_url, config=config)
+    """An independent S3 client: what the tests read back is the server's word, not ours."""
+    return server.client()
 
 
 def new_bucket(client: Any) -> str:
