@@ -27,12 +27,12 @@ from typing import Any
 
 from bench import BUCKET, Bench, _cpu_seconds
 
-from gos3matic import crt
+from gos3matic.core.metadata import copy_params, encode_annotation, grant_params, is_annotated
 from gos3matic.devserver import seaweedfs_server
 from gos3matic.engine import Plan, annotate_prefix
-from gos3matic.metadata import copy_params, encode_annotation, grant_params, is_annotated
 from gos3matic.report import NoProgress
-from gos3matic.s3 import Boto3Bucket, Connection, make_client
+from gos3matic.store import crt
+from gos3matic.store.boto import Boto3Bucket, Connection, make_client
 
 WORKERS = 64
 

@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import botocore.utils
 
 from gos3matic import __version__
-from gos3matic.contract import (
+from gos3matic.core.contract import (
     TRACEBACK_ENV,
     Annotation,
     normalize_prefix,
@@ -30,25 +30,16 @@ from gos3matic.contract import (
     traceback_url_from_env,
     validate_label,
 )
-from gos3matic.crt import open_object_store
-from gos3matic.engine import MarkerState, Outcome, Plan, annotate_prefix
-from gos3matic.errors import EnvironmentProblem, InputError
-from gos3matic.gocd import (
+from gos3matic.core.metadata import encode_annotation
+from gos3matic.core.poller import (
     RUN_COUNT_ENV,
     RUN_INDEX_ENV,
     Shard,
     parse_shard,
     shard_from_env,
 )
-from gos3matic.metadata import encode_annotation
-from gos3matic.multipart import (
-    DEFAULT_PART_SIZE,
-    MAX_PARTS,
-    PART_CONCURRENCY,
-    human_size,
-    part_size_option,
-    threshold_option,
-)
+from gos3matic.engine import MarkerState, Outcome, Plan, annotate_prefix
+from gos3matic.errors import EnvironmentProblem, InputError
 from gos3matic.report import (
     BarProgress,
     LineProgress,
@@ -59,7 +50,16 @@ from gos3matic.report import (
     summary_text,
     warn_about_path,
 )
-from gos3matic.s3 import Boto3Bucket, Connection, make_client
+from gos3matic.store.boto import Boto3Bucket, Connection, make_client
+from gos3matic.store.crt import open_object_store
+from gos3matic.store.multipart import (
+    DEFAULT_PART_SIZE,
+    MAX_PARTS,
+    PART_CONCURRENCY,
+    human_size,
+    part_size_option,
+    threshold_option,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_connection_options(annotate)
     annotate.set_defaults(handler=run_annotate)
 
-    from gos3matic import commands as gocd_commands  # they build on the options above
+    from gos3matic.commands import gocd as gocd_commands  # they build on the options above
 
     gocd_commands.add_parsers(commands)
     return parser

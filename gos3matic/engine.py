@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
-from gos3matic.contract import marker_key
+from gos3matic.core.contract import marker_key
+from gos3matic.core.metadata import ObjectRefused, copy_params, grant_params, is_annotated
+from gos3matic.core.poller import Shard, owns
 from gos3matic.errors import EnvironmentProblem, NetworkError, S3Error
-from gos3matic.gocd import Shard, owns
-from gos3matic.metadata import ObjectRefused, copy_params, grant_params, is_annotated
-from gos3matic.multipart import DEFAULT_THRESHOLD, MultipartCopier
-from gos3matic.retry import ATTEMPTS
-from gos3matic.s3 import Boto3Bucket, Listed, ObjectStore
+from gos3matic.store.boto import Boto3Bucket, Listed, ObjectStore
+from gos3matic.store.multipart import DEFAULT_THRESHOLD, MultipartCopier
+from gos3matic.store.retry import ATTEMPTS
 
 STALE_READS = 3  # how often an object may change under us before it counts as failed
 QUEUE_PER_WORKER = 4  # listed-but-not-started objects per worker: bounds memory

@@ -11,8 +11,8 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from gos3matic.core.poller import path_warning
 from gos3matic.engine import MarkerState, Outcome, Tally
-from gos3matic.gocd import path_warning
 
 PLAIN_PROGRESS_EVERY = 5.0  # seconds between progress lines in a non-terminal log
 FAILURES_SHOWN = 20

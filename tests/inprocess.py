@@ -47,7 +47,7 @@ def without_retry_waits(monkeypatch: Any) -> None:
     """retry.py's attempts without its waits: for runs that count requests or must fail fast."""
     from tenacity import wait_none
 
-    from gos3matic import retry
+    from gos3matic.store import retry
 
     real_policy = retry.s3_policy.__wrapped__
     monkeypatch.setattr(

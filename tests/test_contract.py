@@ -2,7 +2,7 @@
 
 import pytest
 
-from gos3matic.contract import (
+from gos3matic.core.contract import (
     Annotation,
     looks_like_revision_path,
     normalize_prefix,

@@ -18,11 +18,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gos3matic.crt import CrtObjectStore, Route, _CopyHeaders, _crt_client, open_object_store
+from gos3matic.core.metadata import copy_params, encode_annotation, grant_params
 from gos3matic.devserver import LocalS3
 from gos3matic.errors import NetworkError, S3Error
-from gos3matic.metadata import copy_params, encode_annotation, grant_params
-from gos3matic.s3 import Boto3Bucket, Connection, make_client, parse_timestamp
+from gos3matic.store.boto import Boto3Bucket, Connection, make_client, parse_timestamp
+from gos3matic.store.crt import CrtObjectStore, Route, _CopyHeaders, _crt_client, open_object_store
 
 PREFIX = "app/build/package/7.1/"
 ANNOTATION = encode_annotation({"go_pipeline_label": "7.1", "user": "Zoë"})

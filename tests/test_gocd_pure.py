@@ -8,9 +8,8 @@ import sys
 
 import pytest
 
-from gos3matic.contract import parse_revision
-from gos3matic.errors import InputError
-from gos3matic.gocd import (
+from gos3matic.core.contract import parse_revision
+from gos3matic.core.poller import (
     Folder,
     LabelSource,
     Marker,
@@ -25,6 +24,7 @@ from gos3matic.gocd import (
     shard_from_env,
     shard_of,
 )
+from gos3matic.errors import InputError
 
 PACKAGE = "app/build/package/"
 WHEN = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
@@ -261,7 +261,7 @@ def test_the_shard_of_a_key_is_the_same_in_another_process():
     keys = ["app/build/package/42.1/a.bin", "app/build/package/42.1/ü/b.txt", "x"]
     here = [shard_of(key, 7) for key in keys]
     code = (
-        "import sys; from gos3matic.gocd import shard_of; "
+        "import sys; from gos3matic.core.poller import shard_of; "
         f"print([shard_of(k, 7) for k in {keys!r}])"
     )
     for seed in ("1", "2"):

@@ -4,8 +4,7 @@ import datetime as dt
 
 import pytest
 
-from gos3matic.errors import InputError
-from gos3matic.metadata import (
+from gos3matic.core.metadata import (
     METADATA_LIMIT,
     ObjectRefused,
     copy_params,
@@ -14,6 +13,7 @@ from gos3matic.metadata import (
     grant_params,
     is_annotated,
 )
+from gos3matic.errors import InputError
 
 ANNOTATION = {"go_pipeline_label": "42", "user": "jo"}
 

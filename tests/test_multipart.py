@@ -24,9 +24,9 @@ from urllib.parse import parse_qsl, quote, urlencode
 import pytest
 from faultproxy import Fault, FaultProxy, Request, Rule, only
 
-from gos3matic.metadata import copy_params
-from gos3matic.multipart import GiB, MiB, MultipartCopier, part_plan
-from gos3matic.s3 import Connection, make_client
+from gos3matic.core.metadata import copy_params
+from gos3matic.store.boto import Connection, make_client
+from gos3matic.store.multipart import GiB, MiB, MultipartCopier, part_plan
 
 REPO = Path(__file__).resolve().parent.parent
 PREFIX = "app/build/package/7.1/"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gos3matic.errors import InputError
-from gos3matic.multipart import (
+from gos3matic.store.multipart import (
     DEFAULT_PART_SIZE,
     DEFAULT_THRESHOLD,
     GiB,

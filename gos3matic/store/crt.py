@@ -34,8 +34,7 @@ from botocore.credentials import RefreshableCredentials
 from botocore.utils import should_bypass_proxies
 
 from gos3matic.errors import EnvironmentProblem, NetworkError, S3Error
-from gos3matic.retry import with_retries
-from gos3matic.s3 import (
+from gos3matic.store.boto import (
     _STATUS_CODES,
     Boto3Bucket,
     Connection,
@@ -43,6 +42,7 @@ from gos3matic.s3 import (
     add_object_lock_md5,
     parse_timestamp,
 )
+from gos3matic.store.retry import with_retries
 
 try:
     from awscrt import auth as crt_auth

@@ -22,10 +22,10 @@ from s3transfer.manager import TransferConfig, TransferManager
 from s3transfer.subscribers import BaseSubscriber
 from s3transfer.utils import ChunksizeAdjuster
 
+from gos3matic.core.metadata import ObjectRefused
 from gos3matic.errors import InputError
-from gos3matic.metadata import ObjectRefused
-from gos3matic.retry import with_retries
-from gos3matic.s3 import Boto3Bucket, translated
+from gos3matic.store.boto import Boto3Bucket, translated
+from gos3matic.store.retry import with_retries
 
 T = TypeVar("T")
 

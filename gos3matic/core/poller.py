@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from gos3matic.contract import (
+from gos3matic.core.contract import (
     COMPLETED_KEY,
     LABEL_KEY,
     TRACEBACK_KEY,

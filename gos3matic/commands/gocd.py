@@ -48,17 +48,9 @@ from gos3matic.cli import (
     validate_bucket,
     workers_from,
 )
-from gos3matic.contract import LABEL_KEY, marker_key, normalize_prefix, traceback_url_from_env
-from gos3matic.engine import (
-    MarkerState,
-    Outcome,
-    Plan,
-    Tally,
-    annotate_prefix,
-    finish_marker,
-)
-from gos3matic.errors import EnvironmentProblem, InputError, NetworkError, S3Error
-from gos3matic.gocd import (
+from gos3matic.core.contract import LABEL_KEY, marker_key, normalize_prefix, traceback_url_from_env
+from gos3matic.core.metadata import encode_annotation
+from gos3matic.core.poller import (
     Folder,
     LabelSource,
     Marker,
@@ -70,7 +62,15 @@ from gos3matic.gocd import (
     poller_view,
     revision_environment,
 )
-from gos3matic.metadata import encode_annotation
+from gos3matic.engine import (
+    MarkerState,
+    Outcome,
+    Plan,
+    Tally,
+    annotate_prefix,
+    finish_marker,
+)
+from gos3matic.errors import EnvironmentProblem, InputError, NetworkError, S3Error
 from gos3matic.report import (
     FAILURES_SHOWN,
     MARKER_SENTENCES,
@@ -78,7 +78,7 @@ from gos3matic.report import (
     summary_text,
     warn_about_path,
 )
-from gos3matic.s3 import Boto3Bucket, Connection
+from gos3matic.store.boto import Boto3Bucket, Connection
 
 MARKER_READS = 16  # markers read at once by status: one HEAD per revision folder
 SHOWN = 10  # names per row of the status table; --json has them all

@@ -23,7 +23,7 @@ from botocore.config import Config
 from dateutil.tz import tzutc
 
 from gos3matic.errors import EnvironmentProblem, InputError, NetworkError, S3Error
-from gos3matic.retry import with_retries
+from gos3matic.store.retry import with_retries
 
 T = TypeVar("T")
 
