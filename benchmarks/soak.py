@@ -5,10 +5,10 @@
 
 One local SeaweedFS; for each size a fresh prefix of small objects (seeded with s5cmd, each with
 Content-Type, Cache-Control and a metadata key of its own). The CLI runs as a real process
-against tests/faultproxy.py, which fails `--rate` of all requests (half 503 SlowDown, a quarter
-500 InternalError, a quarter replies dropped after the server acted), seeded. Then every object
-is read back with a HEAD straight from the server: it must carry the label and still carry what
-it had.
+against tests/support/faultproxy.py, which fails `--rate` of all requests (half 503 SlowDown, a
+quarter 500 InternalError, a quarter replies dropped after the server acted), seeded. Then every
+object is read back with a HEAD straight from the server: it must carry the label and still carry
+what it had.
 
 Reports, per size: what --json said, what the read-back found, the faults injected, the wall
 time and the CLI's peak RSS; writes the same to benchmarks/results/soak.txt. SeaweedFS cannot
@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from bench import MEASURE_CHILD  # the tool's own peak RSS, not ours
-from faultproxy import Fault, FaultProxy, Transient  # a test helper, not installed
+from support.faultproxy import Fault, FaultProxy, Transient  # a test helper, not installed
 
 from gos3matic.devserver import LocalS3, seaweedfs_server
 
@@ -145,7 +145,7 @@ def soak(
 
 def table(soaks: list[Soak], rate: float, seed_: int) -> str:
     lines = [
-        f"gos3matic soak through tests/faultproxy.py: {rate:.0%} of requests failed "
+        f"gos3matic soak through tests/support/faultproxy.py: {rate:.0%} of requests failed "
         f"(half 503 SlowDown, a quarter 500, a quarter replies dropped after the write), "
         f"seed {seed_}, SeaweedFS {time.strftime('%Y-%m-%d %H:%M')}",
         f"machine: {platform.platform()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} "

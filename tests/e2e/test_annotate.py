@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from readback import snapshot
+from support.readback import snapshot
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PREFIX = "app/build/package/42.1/"
 SIBLING = "app/build/package/42.10/sibling.bin"
 LABEL_ARGS = [

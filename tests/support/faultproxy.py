@@ -13,7 +13,7 @@ number, how many times that request was seen): the same seed makes the same deci
 same attempts, whatever order the client's threads send them in and whatever the bucket is
 called. Every injection is counted, so that a test can prove its faults really happened.
 
-Used by the tests (tests/test_faults.py and others) and by benchmarks/soak.py; not installed.
+Used by the tests (tests/e2e/test_faults.py and others) and by benchmarks/soak.py; not installed.
 """
 
 from __future__ import annotations

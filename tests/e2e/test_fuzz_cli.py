@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from inprocess import run_main
-from readback import snapshot
+from support.inprocess import run_main
+from support.readback import snapshot
 
 from gos3matic.devserver import LocalS3
 

@@ -1,7 +1,7 @@
 """Faults between the CLI and S3: a transient one costs a retry and nothing else, a permanent one
 fails its object alone and withholds the marker, a concurrent writer is caught by the ETag guard.
 
-The faults come from tests/faultproxy.py, a loopback proxy between the CLI and a real local
+The faults come from tests/support/faultproxy.py, a loopback proxy between the CLI and a real local
 server; what the run did is read back by an independent client.
 """
 
@@ -14,8 +14,8 @@ import threading
 from typing import Any
 
 import pytest
-from faultproxy import Fault, FaultProxy, Request, Rule, Transient, only
-from inprocess import without_retry_waits
+from support.faultproxy import Fault, FaultProxy, Request, Rule, Transient, only
+from support.inprocess import without_retry_waits
 
 from gos3matic.core.metadata import copy_params
 from gos3matic.errors import NetworkError, S3Error

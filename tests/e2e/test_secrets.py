@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from faultproxy import Fault, FaultProxy, Rule, only
-from inprocess import run_main, without_retry_waits
+from support.faultproxy import Fault, FaultProxy, Rule, only
+from support.inprocess import run_main, without_retry_waits
 
 from gos3matic.devserver import free_port
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faultproxy import Fault, FaultProxy, Request, Rule, only
+from support.faultproxy import Fault, FaultProxy, Request, Rule, only
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PREFIX = "app/build/package/42.1/"
 LABEL = ["--label", "42", "--no-progress", "--json"]
 WORKERS = 3

@@ -22,13 +22,13 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 import pytest
-from faultproxy import Fault, FaultProxy, Request, Rule, only
+from support.faultproxy import Fault, FaultProxy, Request, Rule, only
 
 from gos3matic.core.metadata import copy_params
 from gos3matic.store.boto import Connection, make_client
 from gos3matic.store.multipart import GiB, MiB, MultipartCopier, part_plan
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PREFIX = "app/build/package/7.1/"
 LABEL = ["--label", "7", "--no-progress"]
 SMALL = ["--multipart-threshold", "8MiB", "--part-size", "5MiB"]

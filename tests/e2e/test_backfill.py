@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from readback import snapshot
+from support.readback import snapshot
 
 PACKAGE = "app/build/package/"
 DONE = {"completed": "completed", "go_pipeline_label": "40", "user": "first@example.com"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PREFIX = "app/build/package/42.1/"
 LABEL = ["--label", "42", "--username", "jo@example.com"]
 

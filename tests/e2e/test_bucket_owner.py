@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from faultproxy import Fault, FaultProxy, Request, Rule, only
+from support.faultproxy import Fault, FaultProxy, Request, Rule, only
 
 PREFIX = "app/build/package/42.1/"
 PACKAGE = "app/build/package"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from readback import snapshot
+from support.readback import snapshot
 
 PACKAGE = "app/build/package/"
 DONE = {
