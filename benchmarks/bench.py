@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from gos3matic.devserver import LocalS3, seaweedfs_server
-from gos3matic.store.boto import Boto3Bucket, Connection, make_client
+from gos3matic.store.boto import Boto3Bucket, make_client
 from gos3matic.store.crt import open_object_store
+from gos3matic.store.protocols import Connection
 
 BUCKET = "bench"
 TOOLS = ("gos3matic", "s5cmd", "aws")

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gos3matic.core.sizes import DEFAULT_PART_SIZE, MiB, human_size, parse_size
 from gos3matic.devserver import LocalS3, seaweedfs_server
-from gos3matic.store.multipart import DEFAULT_PART_SIZE, MiB, human_size, parse_size
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULT = ROOT / "benchmarks" / "results" / "large-object.txt"

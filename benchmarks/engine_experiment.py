@@ -28,11 +28,13 @@ from typing import Any
 from bench import BUCKET, Bench, _cpu_seconds
 
 from gos3matic.core.metadata import copy_params, encode_annotation, grant_params, is_annotated
+from gos3matic.core.outcome import Plan
 from gos3matic.devserver import seaweedfs_server
-from gos3matic.engine import Plan, annotate_prefix
-from gos3matic.report import NoProgress
+from gos3matic.engine import annotate_prefix
+from gos3matic.progress import NoProgress
 from gos3matic.store import crt
-from gos3matic.store.boto import Boto3Bucket, Connection, make_client
+from gos3matic.store.boto import Boto3Bucket, make_client
+from gos3matic.store.protocols import Connection, Store
 
 WORKERS = 64
 
@@ -89,7 +91,7 @@ def main() -> int:
 
 def threads(bucket: Boto3Bucket, store: Any, prefix: str, label: dict[str, str]) -> None:
     plan = Plan(BUCKET, prefix, label, label, WORKERS, write_marker=False)
-    outcome = annotate_prefix(plan, bucket, store, NoProgress(), threading.Event(), print)
+    outcome = annotate_prefix(plan, Store(bucket, store), NoProgress(), threading.Event(), print)
     assert outcome.tally.annotated == len(list(bucket.list_objects(prefix))), outcome.tally
 
 

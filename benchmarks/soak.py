@@ -12,8 +12,8 @@ what it had.
 
 Reports, per size: what --json said, what the read-back found, the faults injected, the wall
 time and the CLI's peak RSS; writes the same to benchmarks/results/soak.txt. SeaweedFS cannot
-keep a marker's metadata (../shared/S3_FACTS.md): exit 4 with marker_state not-kept is expected
-there; every object annotated and none failed is the pass mark.
+keep a marker's metadata (docs/s3-notes.md, "The local test servers"): exit 4 with marker_state
+not-kept is expected there; every object annotated and none failed is the pass mark.
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def table(soaks: list[Soak], rate: float, seed_: int) -> str:
         "",
         "pass mark: annotated == objects, failed == 0, and a HEAD of every object finds the label",
         "with its Content-Type, Cache-Control and own metadata kept. Exit 4 / not-kept: SeaweedFS",
-        "drops metadata on keys ending in '/', the marker's (see S3_FACTS.md).",
+        "drops metadata on keys ending in '/', the marker's (see docs/s3-notes.md).",
         "result: " + ("PASS" if all(s.passed for s in soaks) else "FAIL"),
     ]
     return "\n".join(lines)

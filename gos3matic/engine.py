@@ -1,100 +1,29 @@
 """Listing -> bounded pool -> one guarded copy per object -> results; the marker last, read back.
 
 Data flows one way: the listing streams into the pool, each worker returns a result, the tally
-collects them, and only a clean tally lets the marker be written.
+collects them, and only a clean tally lets the marker be written. Every request goes through the
+`Store` of store/protocols.py.
 """
 
 from __future__ import annotations
 
-import enum
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
-from gos3matic.core.contract import marker_key
 from gos3matic.core.metadata import ObjectRefused, copy_params, grant_params, is_annotated
-from gos3matic.core.poller import Shard, owns
+from gos3matic.core.outcome import Failure, MarkerState, Outcome, Plan, Result, Tally, Write
+from gos3matic.core.poller import Folder, Marker, PollerView, folder_name, poller_view
+from gos3matic.core.shards import owns
 from gos3matic.errors import EnvironmentProblem, NetworkError, S3Error
-from gos3matic.store.boto import Boto3Bucket, Listed, ObjectStore
-from gos3matic.store.multipart import DEFAULT_THRESHOLD, MultipartCopier
+from gos3matic.store.protocols import Bucket, LargeCopier, Listed, ObjectStore, Store
 from gos3matic.store.retry import ATTEMPTS
 
 STALE_READS = 3  # how often an object may change under us before it counts as failed
 QUEUE_PER_WORKER = 4  # listed-but-not-started objects per worker: bounds memory
-
-
-class Result(enum.Enum):
-    ANNOTATED = "annotated"
-    SKIPPED = "skipped"
-    WOULD_ANNOTATE = "would_annotate"
-    FAILED = "failed"
-
-
-class MarkerState(enum.Enum):
-    WRITTEN = "written"
-    ALREADY_PRESENT = "already-present"
-    NOT_KEPT = "not-kept"
-    WITHHELD = "withheld"  # objects failed
-    INTERRUPTED = "interrupted"
-    EMPTY = "nothing-to-annotate"
-    DISABLED = "disabled"  # --no-marker
-    DRY_RUN = "dry-run"
-    SHARDED = "left-to-mark"  # a shard never writes it: `gos3matic mark` does, after all
-
-
-@dataclass(frozen=True)
-class Plan:
-    """One annotate run, validated: encoded metadata ready to send."""
-
-    bucket: str
-    prefix: str
-    annotation: Mapping[str, str]
-    marker_metadata: Mapping[str, str]
-    workers: int
-    dry_run: bool = False
-    write_marker: bool = True
-    allow_empty: bool = False
-    multipart_threshold: int = DEFAULT_THRESHOLD  # larger objects: multipart copy
-    part_size: int | None = None  # None: multipart.DEFAULT_PART_SIZE, raised as needed
-    shard: Shard | None = None  # (K, N): annotate only the keys gocd.owns(), never the marker
-
-    @property
-    def marker_key(self) -> str:
-        return marker_key(self.prefix)
-
-
-@dataclass(frozen=True)
-class Failure:
-    key: str
-    error: str
-
-
-@dataclass
-class Tally:
-    listed: int = 0
-    annotated: int = 0
-    skipped: int = 0
-    would_annotate: int = 0
-    failed: int = 0
-    bytes_copied: int = 0
-    multipart: int = 0  # annotated by a multipart copy
-    other_shards: int = 0  # listed, but another shard's to annotate
-    new_versions: int = 0  # versions S3 said this run's copies and marker created
-    failures: list[Failure] = field(default_factory=list)
-
-
-@dataclass
-class Outcome:
-    tally: Tally
-    marker: MarkerState
-    marker_written: bool = False
-    marker_verified: bool = False
-    interrupted: bool = False
-    elapsed: float = 0.0
 
 
 class Progress(Protocol):
@@ -129,8 +58,8 @@ class Annotator:
         plan: Plan,
         objects: ObjectStore,
         keep_grants: bool,
-        announce: Callable[[str], None],
-        copier: MultipartCopier | None = None,
+        announce: Callable[[Write], None],
+        copier: LargeCopier | None = None,
     ) -> None:
         self.plan = plan
         self.objects = objects
@@ -148,7 +77,7 @@ class Annotator:
             params = copy_params(self.plan.bucket, listed.key, head, self.plan.annotation)
             params.update(self._grants(listed.key))  # only once the object is known copyable
             if self.plan.dry_run:
-                self.announce(f"would annotate s3://{self.plan.bucket}/{listed.key}")
+                self.announce(Write(self.plan.bucket, listed.key))
                 return Result.WOULD_ANNOTATE, 0, None
             size = int(head.get("ContentLength", listed.size))
             try:
@@ -179,18 +108,16 @@ class Annotator:
 
 def annotate_prefix(
     plan: Plan,
-    bucket: Boto3Bucket,
-    objects: ObjectStore,
+    store: Store,
     progress: Progress,
     stop: threading.Event,
-    announce: Callable[[str], None],
+    announce: Callable[[Write], None],
 ) -> Outcome:
     started = time.monotonic()
+    bucket = store.bucket
     keep_grants = bucket.acls_enabled()
-    copier = MultipartCopier.for_bucket(
-        bucket, stop, plan.multipart_threshold, plan.part_size, keep_grants
-    )
-    annotate = Annotator(plan, objects, keep_grants, announce, copier)
+    copier = bucket.large_copier(stop, plan.multipart_threshold, plan.part_size, keep_grants)
+    annotate = Annotator(plan, store.objects, keep_grants, announce, copier)
     tally = Tally()
     lock = threading.Lock()
     slots = threading.BoundedSemaphore(plan.workers * QUEUE_PER_WORKER)
@@ -203,7 +130,7 @@ def annotate_prefix(
         with lock:
             if error is None:
                 result, size, version_id = future.result()
-                setattr(tally, result.value, getattr(tally, result.value) + 1)
+                tally.count(result)
                 tally.bytes_copied += size
                 tally.new_versions += _new_version(version_id)
                 if result is Result.ANNOTATED and size > plan.multipart_threshold:
@@ -261,7 +188,7 @@ def _wait_for_slot(slots: threading.BoundedSemaphore, stop: threading.Event) -> 
 
 
 def finish_marker(
-    plan: Plan, bucket: Boto3Bucket, outcome: Outcome, announce: Callable[[str], None]
+    plan: Plan, bucket: Bucket, outcome: Outcome, announce: Callable[[Write], None]
 ) -> None:
     """The marker, only when the tally is clean: written and read back, or why it was not."""
     tally = outcome.tally
@@ -277,10 +204,7 @@ def finish_marker(
         outcome.marker = MarkerState.DISABLED
     elif plan.dry_run:
         outcome.marker = MarkerState.DRY_RUN
-        announce(
-            f"would write marker s3://{plan.bucket}/{plan.marker_key} "
-            f"with {dict(plan.marker_metadata)}"
-        )
+        announce(Write(plan.bucket, plan.marker_key, plan.marker_metadata))
     else:
         try:
             write_marker(plan, bucket, outcome)
@@ -290,7 +214,7 @@ def finish_marker(
             tally.failures.append(Failure(plan.marker_key, f"marker: {describe(error)}"))
 
 
-def write_marker(plan: Plan, bucket: Boto3Bucket, outcome: Outcome) -> None:
+def write_marker(plan: Plan, bucket: Bucket, outcome: Outcome) -> None:
     """PUT the marker unless an identical one is there, then read it back: trust, but verify."""
     if _carries(bucket.head_metadata(plan.marker_key), plan.marker_metadata):
         outcome.marker, outcome.marker_verified = MarkerState.ALREADY_PRESENT, True
@@ -312,3 +236,31 @@ def _new_version(version_id: str | None) -> bool:
 
 def _carries(metadata: Mapping[str, Any] | None, expected: Mapping[str, str]) -> bool:
     return metadata is not None and all(metadata.get(k) == v for k, v in expected.items())
+
+
+def read_marker(objects: ObjectStore, key: str) -> Marker | None:
+    """HEAD on a folder's own key, as the poller issues it; None when there is no such object."""
+    try:
+        head = objects.head_object(key)
+    except S3Error as error:
+        if error.code in ("NotFound", "NoSuchKey"):
+            return None
+        raise EnvironmentProblem(f"cannot read the marker {key}: {error}") from None
+    except NetworkError as error:
+        raise EnvironmentProblem(f"cannot read the marker {key}: {error}") from None
+    return Marker(dict(head.get("Metadata") or {}), head.get("LastModified"))
+
+
+def read_package(store: Store, package: str, workers: int) -> PollerView:
+    """List the package's folders and read the marker of each one the poller can parse."""
+    bucket = store.bucket
+    try:
+        names = [folder_name(prefix, package) for prefix in bucket.list_folders(package)]
+    except (S3Error, NetworkError) as error:
+        raise EnvironmentProblem(f"cannot list s3://{bucket.name}/{package}: {error}") from None
+    folders = [Folder(name) for name in names]
+    parseable = [f for f in folders if f.version is not None]
+    with ThreadPoolExecutor(workers, thread_name_prefix="marker") as pool:
+        markers = pool.map(lambda f: read_marker(store.objects, f"{package}{f.name}/"), parseable)
+        read = {f.name: Folder(f.name, m) for f, m in zip(parseable, markers, strict=True)}
+    return poller_view(package, (read.get(f.name, f) for f in folders))

@@ -22,3 +22,17 @@ class S3Error(Exception):
 
 class NetworkError(Exception):
     """The request got no answer: connection refused or reset, timeout, reply lost."""
+
+
+# HEAD answers carry no error body, only a status: the code boto3 would name for it.
+_STATUS_CODES = {
+    "400": "BadRequest",
+    "403": "AccessDenied",
+    "404": "NotFound",
+    "412": "PreconditionFailed",
+}
+
+
+def code_for_status(code: str) -> str:
+    """An error code as boto3 reports it: a bare status of a body-less answer gets its name."""
+    return _STATUS_CODES.get(code, code)

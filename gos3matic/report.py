@@ -1,20 +1,16 @@
-"""What a person or a CI log sees: the parameter table, progress while it runs, the summary."""
+"""What a run reports: the parameter table before, and after it one text summary and one JSON
+serializer for every command's outcomes. Progress while it runs is in progress.py."""
 
 from __future__ import annotations
 
 import json
 import sys
-import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
-from tqdm import tqdm
-
+from gos3matic.core.outcome import MarkerState, Outcome, Tally
 from gos3matic.core.poller import path_warning
-from gos3matic.engine import MarkerState, Outcome, Tally
 
-PLAIN_PROGRESS_EVERY = 5.0  # seconds between progress lines in a non-terminal log
 FAILURES_SHOWN = 20
 
 MARKER_SENTENCES = {
@@ -40,76 +36,6 @@ def parameter_table(rows: Sequence[tuple[str, str]], out: TextIO) -> None:
     for name, value in rows:
         print(f"  {name.ljust(width)}  {value}", file=out)
     out.flush()
-
-
-class NoProgress:
-    def listed(self, tally: Tally) -> None:
-        pass
-
-    def finished(self, tally: Tally) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class BarProgress:
-    """A tqdm bar for a terminal: objects done out of those listed so far, and the rate."""
-
-    def __init__(self, out: TextIO) -> None:
-        self._bar = tqdm(total=0, unit="obj", file=out, dynamic_ncols=True, desc="annotating")
-        self._lock = threading.Lock()
-
-    def listed(self, tally: Tally) -> None:
-        with self._lock:
-            self._bar.total = tally.listed
-            self._bar.refresh()
-
-    def finished(self, tally: Tally) -> None:
-        with self._lock:
-            self._bar.update(1)
-            self._bar.set_postfix(failed=tally.failed, refresh=False)
-
-    def close(self) -> None:
-        self._bar.close()
-
-
-class LineProgress:
-    """For a job log: one plain line at most every few seconds, never a carriage return."""
-
-    def __init__(self, out: TextIO, every: float = PLAIN_PROGRESS_EVERY) -> None:
-        self._out = out
-        self._every = every
-        self._started = time.monotonic()
-        self._next = self._started + every
-        self._lock = threading.Lock()
-
-    def listed(self, tally: Tally) -> None:
-        self._maybe_print(tally)
-
-    def finished(self, tally: Tally) -> None:
-        self._maybe_print(tally)
-
-    def _maybe_print(self, tally: Tally) -> None:
-        now = time.monotonic()
-        if now < self._next or not self._lock.acquire(blocking=False):
-            return
-        try:
-            self._next = now + self._every
-            done = tally.annotated + tally.skipped + tally.would_annotate + tally.failed
-            rate = done / max(now - self._started, 1e-9)
-            print(
-                f"progress: {done} done of {tally.listed} listed so far "
-                f"({tally.annotated} annotated, {tally.skipped} skipped, {tally.failed} failed), "
-                f"{rate:.0f} objects/s",
-                file=self._out,
-                flush=True,
-            )
-        finally:
-            self._lock.release()
-
-    def close(self) -> None:
-        pass
 
 
 def human_bytes(count: int) -> str:
@@ -144,17 +70,21 @@ def summary_text(outcome: Outcome, dry_run: bool) -> str:
         f"  elapsed         {outcome.elapsed:.1f} s",
         f"  marker          {MARKER_SENTENCES[outcome.marker]}",
     ]
-    for failure in tally.failures[:FAILURES_SHOWN]:
-        lines.append(f"  FAILED {failure.key}: {failure.error}")
-    if len(tally.failures) > FAILURES_SHOWN:
-        lines.append(f"  ... and {len(tally.failures) - FAILURES_SHOWN} more (see --json)")
+    lines += failure_lines(tally, "  ")
     return "\n".join(lines)
 
 
-def summary_json(outcome: Outcome, context: dict[str, Any], exit_code: int) -> str:
-    tally = outcome.tally
-    document = {
-        **context,
+def failure_lines(tally: Tally, indent: str) -> list[str]:
+    """Each failed key and why, the first FAILURES_SHOWN of them; --json has them all."""
+    lines = [f"{indent}FAILED {f.key}: {f.error}" for f in tally.failures[:FAILURES_SHOWN]]
+    if len(tally.failures) > FAILURES_SHOWN:
+        lines.append(f"{indent}... and {len(tally.failures) - FAILURES_SHOWN} more (see --json)")
+    return lines
+
+
+def tally_document(tally: Tally) -> dict[str, Any]:
+    """A tally's counts and failures, as every command's --json spells them."""
+    return {
         "listed": tally.listed,
         "annotated": tally.annotated,
         "skipped": tally.skipped,
@@ -164,14 +94,28 @@ def summary_json(outcome: Outcome, context: dict[str, Any], exit_code: int) -> s
         "other_shards": tally.other_shards,
         "bytes_copied": tally.bytes_copied,
         "new_versions": tally.new_versions,
+        "failures": failures_document(tally),
+    }
+
+
+def failures_document(tally: Tally) -> list[dict[str, str]]:
+    return [{"key": f.key, "error": f.error} for f in tally.failures]
+
+
+def outcome_document(outcome: Outcome) -> dict[str, Any]:
+    """One run over one prefix: its tally, the marker's state, the time it took."""
+    return {
+        **tally_document(outcome.tally),
         "elapsed_seconds": round(outcome.elapsed, 3),
         "marker_state": outcome.marker.value,
         "marker_written": outcome.marker_written,
         "marker_verified": outcome.marker_verified,
         "interrupted": outcome.interrupted,
-        "exit_code": exit_code,
-        "failures": [{"key": f.key, "error": f.error} for f in tally.failures],
     }
+
+
+def to_json(document: Mapping[str, Any]) -> str:
+    """The one serializer of --json: every command prints exactly one such object on stdout."""
     return json.dumps(document, indent=2)
 
 

@@ -1,6 +1,6 @@
 """The GoCD side: what the indix.s3material poller reads, and the GO_* environment defaults.
 
-Pure: no S3 calls. See ../shared/GOCD_CONTRACT.md for the facts this module encodes.
+Pure: no S3 calls. docs/gocd-contract.md gives the facts this module encodes, with their sources.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlparse
 
 from gos3matic.errors import InputError
 
@@ -63,6 +64,20 @@ def validate_label(label: str) -> str:
             f"invalid label {label!r}: use 1 to 255 letters, digits, '.', '-' or '_' (e.g. 42)"
         )
     return label
+
+
+def validate_url(url: str, what: str) -> str:
+    """An http(s) URL with a host, printable, without credentials (which would be echoed)."""
+    try:
+        parsed = urlparse(url)
+        parsed.port  # noqa: B018  # a port out of range or not a number raises, as a bracket does
+    except ValueError:
+        parsed = urlparse("")
+    if "@" in parsed.netloc:  # user:password@host, not echoed: a secret
+        raise InputError(f"invalid {what}: it carries a user name or password; leave them out")
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or not url.isprintable():
+        raise InputError(f"invalid {what} {url!r}: expected an http:// or https:// URL")
+    return url
 
 
 def parse_custom_key(spec: str) -> tuple[str, str]:

@@ -1,7 +1,7 @@
 """One object's HEAD plus the annotation -> the arguments of its copy onto itself.
 
 Pure: the merge keeps every existing key and every property a REPLACE copy would otherwise reset
-(see ../shared/S3_FACTS.md). Dictionaries use boto3's parameter and response names.
+(docs/s3-notes.md, "Changing metadata"). Dictionaries use boto3's parameter and response names.
 """
 
 from __future__ import annotations

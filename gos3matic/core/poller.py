@@ -1,14 +1,12 @@
-"""The GoCD side beyond one revision: what the poller sees in a package, backfill labels, shards.
+"""What GoCD's s3material poller makes of a package: its folders, their markers, the latest.
 
 Pure: no S3 calls. The commands list the revision folders and read their markers; this module
-decides what GoCD's s3material poller makes of them (see ../shared/GOCD_CONTRACT.md).
+decides what the poller reports and where its poll fails (docs/gocd-contract.md, "The poll").
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import enum
-import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -20,13 +18,9 @@ from gos3matic.core.contract import (
     USER_KEY,
     normalize_prefix,
     parse_revision,
-    validate_label,
 )
 from gos3matic.errors import InputError
 
-RUN_INDEX_ENV = "GO_JOB_RUN_INDEX"  # 1-based, set by GoCD on "run multiple instances" jobs
-RUN_COUNT_ENV = "GO_JOB_RUN_COUNT"
-_SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 _TWO_PART = re.compile(r"\d+\.\d+")
 
 
@@ -225,114 +219,3 @@ def path_warning(prefix: str) -> tuple[str, bool] | None:
             False,
         )
     return None
-
-
-# -- backfill -------------------------------------------------------------------------------------
-
-
-class LabelSource(enum.Enum):
-    COUNTER = "pipeline counter"
-    LABEL_MAP = "label map"
-
-
-def parse_label_map(text: str, source: str) -> dict[str, str]:
-    """`<revision>=<label>` lines, e.g. `42.1=2.1.3.42`; blank lines and `#` comments allowed.
-
-    Every bad line is reported, with its number, before anything is written.
-    """
-    labels: dict[str, str] = {}
-    first_line: dict[str, int] = {}
-    errors = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        revision, sep, label = (part.strip() for part in line.partition("="))
-        where = f"{source}:{number}"
-        if not sep:
-            errors.append(f"{where}: expected <revision>=<label> (e.g. 42.1=2.1.3.42), got {raw!r}")
-        elif parse_revision(revision) is None:
-            errors.append(f"{where}: {revision!r} is not a revision folder name like 42.1")
-        elif revision in first_line:
-            errors.append(f"{where}: {revision} is already mapped on line {first_line[revision]}")
-        else:
-            try:
-                labels[revision] = validate_label(label)
-                first_line[revision] = number
-            except InputError as error:
-                errors.append(f"{where}: {error}")
-    if errors:
-        raise InputError("invalid label map:\n  " + "\n  ".join(errors))
-    return labels
-
-
-def backfill_label(name: str, label_map: Mapping[str, str]) -> tuple[str, LabelSource]:
-    """A revision's label: from the map, else its pipeline counter (`42.1` -> `42`)."""
-    if name in label_map:
-        return label_map[name], LabelSource.LABEL_MAP
-    version = parse_revision(name)
-    if version is None:
-        raise InputError(f"{name!r} is not a revision folder name")
-    return str(version[0]), LabelSource.COUNTER
-
-
-def revision_environment(
-    env: Mapping[str, str], package: str, name: str, label: str
-) -> dict[str, str]:
-    """The GO_* variables the upstream job had when it produced revision NAME of PACKAGE.
-
-    The server URL and the trigger user stay as given: the folder does not record them.
-    """
-    version = parse_revision(name)
-    if version is None:
-        raise InputError(f"{name!r} is not a revision folder name")
-    pipeline, stage, job = package.rstrip("/").split("/")
-    return {
-        **env,
-        "GO_PIPELINE_NAME": pipeline,
-        "GO_PIPELINE_COUNTER": str(version[0]),
-        "GO_STAGE_NAME": stage,
-        "GO_STAGE_COUNTER": str(version[1]),
-        "GO_JOB_NAME": job,
-        "GO_PIPELINE_LABEL": label,
-    }
-
-
-# -- shards ---------------------------------------------------------------------------------------
-
-Shard = tuple[int, int]  # (K, N): this is shard K of N, 1-based
-
-
-def parse_shard(spec: str, what: str = "--shard") -> Shard:
-    match = _SHARD.fullmatch(spec)
-    if not match:
-        raise InputError(f"invalid {what} {spec!r}: expected K/N, e.g. 2/4")
-    try:
-        index, count = int(match.group(1)), int(match.group(2))
-    except ValueError:  # over Python's 4300 digits: no shard count is that large either
-        raise InputError(f"invalid {what} {spec[:40]!r}...: K/N needs 1 <= K <= N") from None
-    if count < 1 or not 1 <= index <= count:
-        raise InputError(f"invalid {what} {spec!r}: K/N needs 1 <= K <= N")
-    return index, count
-
-
-def shard_from_env(env: Mapping[str, str]) -> Shard | None:
-    """GoCD's run-instance variables, when both are set: job instance K of N is shard K/N."""
-    index, count = env.get(RUN_INDEX_ENV), env.get(RUN_COUNT_ENV)
-    if not index or not count:
-        return None
-    return parse_shard(f"{index}/{count}", f"${RUN_INDEX_ENV}/${RUN_COUNT_ENV}")
-
-
-def shard_of(key: str, count: int) -> int:
-    """The shard (1-based) that owns KEY: SHA-1 of its UTF-8 bytes, mod COUNT.
-
-    Stable across processes, machines and Python versions, unlike hash().
-    """
-    digest = hashlib.sha1(key.encode("utf-8"), usedforsecurity=False).digest()
-    return int.from_bytes(digest, "big") % count + 1
-
-
-def owns(shard: Shard, key: str) -> bool:
-    index, count = shard
-    return shard_of(key, count) == index

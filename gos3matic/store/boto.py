@@ -1,7 +1,7 @@
-"""The boto3 side: client construction, error translation, and every S3 request the tool makes.
+"""The boto3 store: client construction, error translation, and every request of protocols.py.
 
-The engine's per-object requests go through the `ObjectStore` seam, so that the hot path can move
-to another client without touching the engine; bucket-level requests stay with boto3 here.
+`Boto3Bucket` implements both `Bucket` and `ObjectStore`; when awscrt's native client reaches the
+bucket (store/crt.py), it takes over the `ObjectStore` half, the hot path.
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 import email.utils
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import boto3
 import botocore.exceptions as bce
@@ -22,54 +22,24 @@ import botocore.utils
 from botocore.config import Config
 from dateutil.tz import tzutc
 
-from gos3matic.errors import EnvironmentProblem, InputError, NetworkError, S3Error
+from gos3matic.errors import (
+    EnvironmentProblem,
+    InputError,
+    NetworkError,
+    S3Error,
+    code_for_status,
+)
+from gos3matic.store.protocols import Connection, LargeCopier, Listed
 from gos3matic.store.retry import with_retries
 
 T = TypeVar("T")
-
-# HEAD answers carry no error body, only a status.
-_STATUS_CODES = {
-    "400": "BadRequest",
-    "403": "AccessDenied",
-    "404": "NotFound",
-    "412": "PreconditionFailed",
-}
-
-
-class ObjectStore(Protocol):
-    """The per-object requests of the hot path, in boto3's parameter and response shapes."""
-
-    def head_object(self, key: str) -> Mapping[str, Any]: ...
-
-    def get_object_acl(self, key: str) -> Mapping[str, Any]: ...
-
-    def copy_object(self, params: Mapping[str, Any]) -> str | None:
-        """The copy's new VersionId in a versioned bucket, else None."""
-        ...
-
-
-@dataclass(frozen=True)
-class Connection:
-    """Where and as whom to talk to S3; None means boto3's own resolution (env, config, role)."""
-
-    endpoint_url: str | None = None
-    region: str | None = None
-    profile: str | None = None
-    expected_bucket_owner: str | None = None
-
-
-@dataclass(frozen=True)
-class Listed:
-    key: str
-    size: int
-    etag: str
 
 
 def to_s3_error(error: bce.ClientError) -> S3Error:
     info = error.response.get("Error", {})
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     code = str(info.get("Code") or status)
-    code = _STATUS_CODES.get(code, code)
+    code = code_for_status(code)
     return S3Error(code, str(info.get("Message") or ""), int(status or 0), error.operation_name)
 
 
@@ -181,7 +151,8 @@ class Boto3Bucket:
 
     def __init__(self, client: Any, bucket: str, expected_owner: str | None = None) -> None:
         self.client = client
-        self.bucket = bucket
+        self.name = bucket
+        self.expected_owner = expected_owner
         self._owner = {"ExpectedBucketOwner": expected_owner} if expected_owner else {}
         self._copy_owner = (
             {**self._owner, "ExpectedSourceBucketOwner": expected_owner} if expected_owner else {}
@@ -198,13 +169,13 @@ class Boto3Bucket:
 
     def head_object(self, key: str) -> Mapping[str, Any]:
         response: Mapping[str, Any] = self._call(
-            self.client.head_object, Bucket=self.bucket, Key=key, **self._owner
+            self.client.head_object, Bucket=self.name, Key=key, **self._owner
         )
         return response
 
     def get_object_acl(self, key: str) -> Mapping[str, Any]:
         response: Mapping[str, Any] = self._call(
-            self.client.get_object_acl, Bucket=self.bucket, Key=key, **self._owner
+            self.client.get_object_acl, Bucket=self.name, Key=key, **self._owner
         )
         return response
 
@@ -217,15 +188,15 @@ class Boto3Bucket:
     def check_access(self) -> None:
         """Fail before any write when the bucket is missing or not ours to touch."""
         try:
-            self._call(self.client.head_bucket, Bucket=self.bucket, **self._owner)
+            self._call(self.client.head_bucket, Bucket=self.name, **self._owner)
         except S3Error as error:
             if error.code in ("NotFound", "NoSuchBucket"):
-                raise EnvironmentProblem(f"bucket {self.bucket!r} does not exist") from None
+                raise EnvironmentProblem(f"bucket {self.name!r} does not exist") from None
             if error.code == "AccessDenied":
                 raise EnvironmentProblem(
-                    f"access denied to bucket {self.bucket!r} (or it belongs to another account)"
+                    f"access denied to bucket {self.name!r} (or it belongs to another account)"
                 ) from None
-            raise EnvironmentProblem(f"bucket {self.bucket!r}: {error}") from None
+            raise EnvironmentProblem(f"bucket {self.name!r}: {error}") from None
         except NetworkError as error:
             raise EnvironmentProblem(f"cannot reach S3 at {self.endpoint_url}: {error}") from None
 
@@ -233,7 +204,7 @@ class Boto3Bucket:
         """False when Object Ownership is BucketOwnerEnforced: no object can carry grants."""
         try:
             response = self._call(
-                self.client.get_bucket_ownership_controls, Bucket=self.bucket, **self._owner
+                self.client.get_bucket_ownership_controls, Bucket=self.name, **self._owner
             )
         except S3Error:
             return True  # no ownership controls (ACLs on) or a store that cannot say: keep grants
@@ -243,7 +214,7 @@ class Boto3Bucket:
     def list_objects(self, prefix: str) -> Iterator[Listed]:
         """Every object under the prefix, one page at a time: memory does not grow with them."""
         # Paginated by hand: a retried page must resume at its token, never end the listing.
-        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, **self._owner}
+        params: dict[str, Any] = {"Bucket": self.name, "Prefix": prefix, **self._owner}
         while True:
             page = self._call(self.client.list_objects_v2, **params)
             for entry in page.get("Contents", []):
@@ -255,7 +226,7 @@ class Boto3Bucket:
     def list_folders(self, prefix: str) -> Iterator[str]:
         """The common prefixes one level under PREFIX (Delimiter '/'), as the GoCD poller lists."""
         params: dict[str, Any] = {
-            "Bucket": self.bucket,
+            "Bucket": self.name,
             "Prefix": prefix,
             "Delimiter": "/",
             **self._owner,
@@ -272,13 +243,27 @@ class Boto3Bucket:
         """The marker's new VersionId in a versioned bucket, else None."""
         response = self._call(
             self.client.put_object,
-            Bucket=self.bucket,
+            Bucket=self.name,
             Key=key,
             Body=b"",
             Metadata=dict(metadata),
             **self._owner,
         )
         return response.get("VersionId")
+
+    def large_copier(
+        self, stop: threading.Event, threshold: int, part_size: int | None, acls_enabled: bool
+    ) -> LargeCopier:
+        from gos3matic.store.multipart import MultipartCopier  # s3transfer: only when copying
+
+        return MultipartCopier(
+            self.client,
+            stop,
+            threshold=threshold,
+            part_size=part_size,
+            expected_owner=self.expected_owner,
+            acls_enabled=acls_enabled,
+        )
 
     def head_metadata(self, key: str) -> dict[str, str] | None:
         """The user metadata of a key, or None when there is no such object."""

@@ -1,7 +1,7 @@
 """The hot path through awscrt's native S3 client: HEAD, GetObjectAcl and CopyObject per object.
 
 botocore spends ~1.8 ms of CPU per request, so a Python process tops out near 250 requests/s
-(../shared/S3_FACTS.md, "Rates"). awscrt signs, pools connections and parses HTTP in C; this module
+(docs/s3-notes.md, "Rates"). awscrt signs, pools connections and parses HTTP in C; this module
 only turns boto3's parameters into headers and headers back into boto3's response shape, both
 driven by botocore's service model. Everything else (listing, marker, bucket-level calls) stays
 with boto3 in s3.py, and so does the decision where to send a request: `open_object_store` learns
@@ -33,15 +33,9 @@ from botocore.awsrequest import HeadersDict
 from botocore.credentials import RefreshableCredentials
 from botocore.utils import should_bypass_proxies
 
-from gos3matic.errors import EnvironmentProblem, NetworkError, S3Error
-from gos3matic.store.boto import (
-    _STATUS_CODES,
-    Boto3Bucket,
-    Connection,
-    ObjectStore,
-    add_object_lock_md5,
-    parse_timestamp,
-)
+from gos3matic.errors import EnvironmentProblem, NetworkError, S3Error, code_for_status
+from gos3matic.store.boto import Boto3Bucket, add_object_lock_md5, parse_timestamp
+from gos3matic.store.protocols import Connection, ObjectStore
 from gos3matic.store.retry import with_retries
 
 try:
@@ -320,7 +314,7 @@ def _s3_error(status: int, body: bytes | None, operation: str) -> S3Error:
     if not code:  # HEAD answers carry no body, only a status
         code = str(status)
         message = message or _phrase(status)
-    return S3Error(_STATUS_CODES.get(code, code), message, status, operation)
+    return S3Error(code_for_status(code), message, status, operation)
 
 
 def _phrase(status: int) -> str:

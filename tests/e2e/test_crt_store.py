@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 from gos3matic.core.metadata import copy_params, encode_annotation, grant_params
 from gos3matic.devserver import LocalS3
 from gos3matic.errors import NetworkError, S3Error
-from gos3matic.store.boto import Boto3Bucket, Connection, make_client, parse_timestamp
+from gos3matic.store.boto import Boto3Bucket, make_client, parse_timestamp
 from gos3matic.store.crt import CrtObjectStore, Route, _CopyHeaders, _crt_client, open_object_store
+from gos3matic.store.protocols import Connection
 
 PREFIX = "app/build/package/7.1/"
 ANNOTATION = encode_annotation({"go_pipeline_label": "7.1", "user": "Zoë"})
@@ -221,7 +222,7 @@ def test_a_missing_key_is_not_found(server_env, bucket):
 def test_a_copy_guarded_by_a_stale_etag_is_refused_with_412(
     seaweed_s3, seaweed_client, seaweed_bucket, monkeypatch
 ):
-    # SeaweedFS enforces CopySourceIfMatch; moto ignores it (../shared/S3_FACTS.md).
+    # SeaweedFS enforces CopySourceIfMatch; moto ignores it (docs/s3-notes.md, local servers).
     use_environment_of(seaweed_s3, monkeypatch)
     bucket = seaweed_bucket
     key = f"{PREFIX}changing.txt"

@@ -18,11 +18,13 @@ from support.faultproxy import Fault, FaultProxy, Request, Rule, Transient, only
 from support.inprocess import without_retry_waits
 
 from gos3matic.core.metadata import copy_params
+from gos3matic.core.sizes import MiB
 from gos3matic.errors import NetworkError, S3Error
 from gos3matic.store import retry
-from gos3matic.store.boto import Boto3Bucket, Connection, make_client
+from gos3matic.store.boto import Boto3Bucket, make_client
 from gos3matic.store.crt import CrtObjectStore, open_object_store
-from gos3matic.store.multipart import MiB, MultipartCopier
+from gos3matic.store.multipart import MultipartCopier
+from gos3matic.store.protocols import Connection
 
 PREFIX = "app/build/package/42.1/"
 LABEL = ["--label", "42", "--username", "jo@example.com", "--no-progress"]

@@ -25,8 +25,10 @@ import pytest
 from support.faultproxy import Fault, FaultProxy, Request, Rule, only
 
 from gos3matic.core.metadata import copy_params
-from gos3matic.store.boto import Connection, make_client
-from gos3matic.store.multipart import GiB, MiB, MultipartCopier, part_plan
+from gos3matic.core.sizes import GiB, MiB, part_plan
+from gos3matic.store.boto import make_client
+from gos3matic.store.multipart import MultipartCopier
+from gos3matic.store.protocols import Connection
 
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "app/build/package/7.1/"

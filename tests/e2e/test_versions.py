@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gos3matic.store.multipart import MiB
+from gos3matic.core.sizes import MiB
 
 PREFIX = "app/build/package/42.1/"
 LABEL = ["--label", "42", "--no-progress", "--json"]

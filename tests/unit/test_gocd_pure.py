@@ -8,22 +8,22 @@ import sys
 
 import pytest
 
+from gos3matic.core.backfill import (
+    LabelSource,
+    backfill_label,
+    parse_label_map,
+    revision_environment,
+)
 from gos3matic.core.contract import parse_revision
 from gos3matic.core.poller import (
     Folder,
-    LabelSource,
     Marker,
-    backfill_label,
     folder_name,
     normalize_package,
-    parse_label_map,
-    parse_shard,
     path_warning,
     poller_view,
-    revision_environment,
-    shard_from_env,
-    shard_of,
 )
+from gos3matic.core.shards import parse_shard, shard_from_env, shard_of
 from gos3matic.errors import InputError
 
 PACKAGE = "app/build/package/"
@@ -261,7 +261,7 @@ def test_the_shard_of_a_key_is_the_same_in_another_process():
     keys = ["app/build/package/42.1/a.bin", "app/build/package/42.1/ü/b.txt", "x"]
     here = [shard_of(key, 7) for key in keys]
     code = (
-        "import sys; from gos3matic.core.poller import shard_of; "
+        "import sys; from gos3matic.core.shards import shard_of; "
         f"print([shard_of(k, 7) for k in {keys!r}])"
     )
     for seed in ("1", "2"):

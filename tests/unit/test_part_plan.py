@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gos3matic.errors import InputError
-from gos3matic.store.multipart import (
+from gos3matic.core.sizes import (
     DEFAULT_PART_SIZE,
     DEFAULT_THRESHOLD,
     GiB,
@@ -18,6 +17,7 @@ from gos3matic.store.multipart import (
     tagging_header,
     threshold_option,
 )
+from gos3matic.errors import InputError
 
 
 @pytest.mark.parametrize(
@@ -143,3 +143,17 @@ def test_an_object_smaller_than_one_part_is_one_part() -> None:
 def test_tags_travel_url_encoded() -> None:
     tags = [{"Key": "team", "Value": "a b+c=d/e:f@g"}, {"Key": "é", "Value": "&"}]
     assert tagging_header(tags) == "team=a%20b%2Bc%3Dd%2Fe%3Af%40g&%C3%A9=%26"
+
+
+@pytest.mark.parametrize("wanted", [None, 1, 5 * MiB, 16 * MiB, 64 * MiB, 5 * GiB, 6 * GiB])
+@pytest.mark.parametrize(
+    "size", [0, 1, 5 * MiB, 5 * GiB + 1, 160 * GiB, 157 * GiB + 3, TiB, 5 * TiB - 1, 5 * TiB]
+)
+def test_the_part_plan_is_the_rule_s3transfers_managed_copy_applies(wanted, size):
+    # The plan is computed without s3transfer (parsing arguments imports no I/O library), so it is
+    # held here against the adjuster the copy itself runs.
+    from s3transfer.utils import ChunksizeAdjuster
+
+    adjuster = ChunksizeAdjuster(max_size=5 * GiB, min_size=5 * MiB, max_parts=10_000)
+    chosen = DEFAULT_PART_SIZE if wanted is None else wanted
+    assert part_plan(size, wanted).part_size == adjuster.adjust_chunksize(chosen, size)

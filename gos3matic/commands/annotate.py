@@ -1,0 +1,158 @@
+"""`gos3matic annotate BUCKET PATH`: stamp every object under PATH, then write the marker last."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gos3matic.commands import options
+from gos3matic.commands.runtime import (
+    Connection,
+    emit,
+    info_stream,
+    install_stop_signals,
+    open_store,
+    progress_for,
+)
+from gos3matic.core.contract import normalize_prefix
+from gos3matic.core.outcome import MarkerState, Outcome, Plan, Write
+from gos3matic.engine import annotate_prefix
+from gos3matic.exitcodes import ExitCode, epilog
+from gos3matic.report import (
+    outcome_document,
+    parameter_table,
+    summary_text,
+    to_json,
+    warn_about_path,
+)
+
+NAME = "annotate"
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        NAME,
+        help="stamp every object under PATH with GoCD metadata, then write the marker",
+        description="Stamp every object under s3://BUCKET/PATH/ with GoCD metadata, keeping "
+        "everything else about it, then write and verify the marker PATH/.",
+        epilog=epilog(NAME),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    options.add_target(parser)
+    options.add_annotation_options(parser)
+    run_group = options.add_run_options(parser)
+    run_group.add_argument("--no-marker", action="store_true", help="annotate the objects only")
+    run_group.add_argument(
+        "--allow-empty", action="store_true", help="write the marker even when PATH holds no object"
+    )
+    run_group.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="annotate only shard K of N of the keys (a stable hash of each key) and never "
+        "write the marker; 'gos3matic mark' writes it once all N passed (default: "
+        "$GO_JOB_RUN_INDEX/$GO_JOB_RUN_COUNT when both are set; 1/1 is the whole prefix)",
+    )
+    options.add_large_object_options(parser)
+    options.add_output_options(parser)
+    options.add_connection_options(parser)
+    parser.set_defaults(handler=run)
+
+
+@dataclass(frozen=True)
+class AnnotateRequest:
+    plan: Plan
+    connection: Connection
+    table: list[options.Row]
+
+
+def request(args: argparse.Namespace, env: Mapping[str, str]) -> AnnotateRequest:
+    """Every input checked, before any client exists: a refusal here writes nothing."""
+    bucket = options.validate_bucket(args.bucket)
+    prefix = normalize_prefix(args.path)
+    annotation, annotation_rows = options.annotation_from(args, env)
+    multipart_threshold, part_size, multipart_row = options.multipart_from(args)
+    workers = options.workers_from(args)
+    connection, endpoint_row = options.connection_from(args, env)
+    shard, shard_row = options.shard_from(args, env)
+
+    plan = options.plan_for(
+        bucket,
+        prefix,
+        annotation,
+        workers,
+        dry_run=args.dry_run,
+        write_marker=not args.no_marker,
+        allow_empty=args.allow_empty,
+        multipart_threshold=multipart_threshold,
+        part_size=part_size,
+        shard=shard,
+    )
+    if shard is not None:
+        marker_row = f"{prefix} (not by a shard: 'gos3matic mark' writes it after all {shard[1]})"
+    elif args.no_marker:
+        marker_row = "none (--no-marker)"
+    else:
+        marker_row = f"{prefix} (written last)"
+    table = [
+        ("bucket", bucket),
+        ("prefix", prefix),
+        ("marker", marker_row),
+        endpoint_row,
+        *annotation_rows,
+        ("workers", str(workers)),
+        multipart_row,
+        ("shard", shard_row),
+    ]
+    if args.dry_run:
+        table.append(("mode", "dry run: nothing will be written"))
+    return AnnotateRequest(plan, connection, table)
+
+
+def exit_code(outcome: Outcome) -> ExitCode:
+    if outcome.interrupted:
+        return ExitCode.INTERRUPTED
+    if outcome.tally.failed or outcome.marker is MarkerState.EMPTY:
+        return ExitCode.FAILED
+    if outcome.marker is MarkerState.NOT_KEPT:
+        return ExitCode.MARKER_NOT_KEPT
+    return ExitCode.OK
+
+
+def run(args: argparse.Namespace) -> int:
+    checked = request(args, os.environ)
+    plan = checked.plan
+    info = info_stream(args)
+    warn_about_path(plan.prefix)
+    if not args.quiet:
+        parameter_table(checked.table, info)
+
+    stop = threading.Event()
+    install_stop_signals(stop)
+    store = open_store(checked.connection, plan.bucket, plan.workers, plan.marker_key)
+    progress = progress_for(args)
+
+    def announce(write: Write) -> None:
+        emit(write.sentence(), info)
+
+    try:
+        outcome = annotate_prefix(plan, store, progress, stop, announce)
+    finally:
+        progress.close()
+    code = exit_code(outcome)
+    emit(summary_text(outcome, plan.dry_run), info)
+    if args.json:
+        document = {
+            "bucket": plan.bucket,
+            "prefix": plan.prefix,
+            "marker_key": plan.marker_key,
+            "dry_run": plan.dry_run,
+            **outcome_document(outcome),
+            "exit_code": int(code),
+        }
+        emit(to_json(document), sys.stdout)
+    return code

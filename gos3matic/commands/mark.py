@@ -1,0 +1,220 @@
+"""`gos3matic mark BUCKET PATH`: check the objects, then write the marker alone (after shards)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from gos3matic.commands import annotate, options
+from gos3matic.commands.runtime import (
+    Connection,
+    emit,
+    info_stream,
+    install_stop_signals,
+    open_store,
+    progress_for,
+)
+from gos3matic.core.contract import LABEL_KEY, marker_key, normalize_prefix
+from gos3matic.core.metadata import encode_annotation
+from gos3matic.core.outcome import MarkerState, Outcome, Plan, Tally, Write
+from gos3matic.engine import annotate_prefix, finish_marker
+from gos3matic.errors import EnvironmentProblem, NetworkError, S3Error
+from gos3matic.exitcodes import ExitCode, epilog
+from gos3matic.report import (
+    FAILURES_SHOWN,
+    MARKER_SENTENCES,
+    failure_lines,
+    failures_document,
+    parameter_table,
+    to_json,
+    warn_about_path,
+)
+from gos3matic.store.protocols import Bucket
+
+NAME = "mark"
+MARK_NOTE = """\
+By default every object under PATH is read first (one HEAD each) and the marker is withheld if
+any lacks the label: a marker promises GoCD that the whole revision is annotated. --no-check
+trusts the shards instead, e.g. when GoCD only runs this job after every instance passed and
+the prefix is too large to read again.
+
+"""
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        NAME,
+        help="write and verify the marker alone, after sharded annotate runs",
+        description=textwrap.fill(
+            "Check that every object under s3://BUCKET/PATH/ carries the label, then "
+            "write the marker PATH/ and read it back: the job GoCD runs once every 'annotate "
+            "--shard' instance passed."
+        ),
+        epilog=MARK_NOTE + epilog(NAME),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    options.add_target(parser)
+    options.add_annotation_options(parser)
+    run_group = options.add_run_options(parser)
+    run_group.add_argument(
+        "--no-check",
+        action="store_true",
+        help="do not read the objects first; trust that every shard passed",
+    )
+    run_group.add_argument(
+        "--allow-empty", action="store_true", help="write the marker even when PATH holds no object"
+    )
+    options.add_output_options(parser)
+    options.add_connection_options(parser)
+    parser.set_defaults(handler=run)
+
+
+@dataclass(frozen=True)
+class MarkRequest:
+    plan: Plan
+    check_plan: Plan | None  # None: --no-check
+    connection: Connection
+    table: list[options.Row]
+
+
+def request(args: argparse.Namespace, env: Mapping[str, str]) -> MarkRequest:
+    bucket = options.validate_bucket(args.bucket)
+    prefix = normalize_prefix(args.path)
+    annotation, annotation_rows = options.annotation_from(args, env)
+    workers = options.workers_from(args)
+    connection, endpoint_row = options.connection_from(args, env)
+    plan = options.plan_for(
+        bucket, prefix, annotation, workers, dry_run=args.dry_run, allow_empty=args.allow_empty
+    )
+    # What every object of one revision shares: user and traceback URL differ between the
+    # instances of a fan-out (and on a re-run), the label and custom keys do not.
+    shared = {LABEL_KEY: annotation.label, **dict(annotation.custom)}
+    check_plan = (
+        None
+        if args.no_check
+        else replace(plan, annotation=encode_annotation(shared), dry_run=True, write_marker=False)
+    )
+    check_row = (
+        "not checked (--no-check): trusting that every shard passed"
+        if args.no_check
+        else f"each must carry {', '.join(f'{k}={v}' for k, v in shared.items())} first"
+    )
+    table = [
+        ("bucket", bucket),
+        ("prefix", prefix),
+        ("marker", prefix),
+        ("objects", check_row),
+        endpoint_row,
+        *annotation_rows,
+        ("workers", str(workers)),
+    ]
+    if args.dry_run:
+        table.append(("mode", "dry run: nothing will be written"))
+    return MarkRequest(plan, check_plan, connection, table)
+
+
+def holds_objects(bucket: Bucket, plan: Plan) -> bool:
+    """Whether anything but the marker is under the prefix: one listing page at most."""
+    try:
+        return any(listed.key != plan.marker_key for listed in bucket.list_objects(plan.prefix))
+    except (S3Error, NetworkError) as error:
+        raise EnvironmentProblem(f"cannot list s3://{plan.bucket}/{plan.prefix}: {error}") from None
+
+
+def mark_summary(request: MarkRequest, outcome: Outcome) -> str:
+    tally = outcome.tally
+    if request.check_plan is None:
+        objects = "not checked (--no-check)"
+    else:
+        objects = (
+            f"{tally.listed} checked: {tally.skipped} annotated, "
+            f"{tally.would_annotate} not annotated, {tally.failed} could not be read"
+        )
+    if tally.would_annotate:
+        marker = (
+            f"not written: {tally.would_annotate} object(s) lack the annotation; "
+            "'gos3matic annotate' on this PATH (no --shard) annotates them and writes it"
+        )
+    else:
+        marker = MARKER_SENTENCES[outcome.marker]
+    lines = [
+        f"  objects         {objects}",
+        f"  elapsed         {outcome.elapsed:.1f} s",
+        f"  marker          {marker}",
+    ]
+    lines += failure_lines(tally, "  ")
+    return "\n".join(lines)
+
+
+def exit_code(outcome: Outcome) -> ExitCode:
+    if outcome.tally.would_annotate and not outcome.interrupted:
+        return ExitCode.FAILED  # objects without the annotation: the marker is withheld
+    return annotate.exit_code(outcome)
+
+
+def run(args: argparse.Namespace) -> int:
+    checked = request(args, os.environ)
+    plan = checked.plan
+    info = info_stream(args)
+    warn_about_path(plan.prefix)
+    if not args.quiet:
+        parameter_table(checked.table, info)
+    stop = threading.Event()
+    install_stop_signals(stop)
+    store = open_store(checked.connection, plan.bucket, plan.workers, plan.marker_key)
+
+    shown = 0
+    lock = threading.Lock()
+
+    def not_annotated(write: Write) -> None:
+        # The check is the engine's dry run: it names each object annotate would still write.
+        nonlocal shown
+        with lock:
+            shown += 1
+            if shown <= FAILURES_SHOWN:
+                emit(f"not annotated: s3://{write.bucket}/{write.key}", info)
+
+    if checked.check_plan is not None:
+        progress = progress_for(args)
+        try:
+            check = annotate_prefix(checked.check_plan, store, progress, stop, not_annotated)
+        finally:
+            progress.close()
+        outcome = Outcome(check.tally, MarkerState.WITHHELD, interrupted=check.interrupted)
+        outcome.elapsed = check.elapsed
+    else:
+        outcome = Outcome(
+            Tally(listed=int(holds_objects(store.bucket, plan))), MarkerState.WITHHELD
+        )
+
+    if outcome.tally.would_annotate == 0:
+        finish_marker(plan, store.bucket, outcome, lambda write: emit(write.sentence(), info))
+    code = exit_code(outcome)
+    emit(mark_summary(checked, outcome), info)
+    if args.json:
+        tally = outcome.tally
+        document = {
+            "bucket": plan.bucket,
+            "prefix": plan.prefix,
+            "marker_key": marker_key(plan.prefix),
+            "dry_run": plan.dry_run,
+            "checked": checked.check_plan is not None,
+            "listed": tally.listed,
+            "annotated": tally.skipped,
+            "not_annotated": tally.would_annotate,
+            "failed": tally.failed,
+            "marker_state": outcome.marker.value,
+            "marker_written": outcome.marker_written,
+            "marker_verified": outcome.marker_verified,
+            "interrupted": outcome.interrupted,
+            "exit_code": int(code),
+            "failures": failures_document(tally),
+        }
+        emit(to_json(document), sys.stdout)
+    return code

@@ -1,0 +1,266 @@
+"""The option groups commands share, and their validators: arguments -> checked values.
+
+No S3 call here: a refusal raises InputError (exit 2) before any client exists, so it writes
+nothing. Each validator also returns its row of the parameter table, saying where a value came
+from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import botocore.utils
+
+from gos3matic.core.contract import (
+    TRACEBACK_ENV,
+    Annotation,
+    parse_custom_key,
+    traceback_url_from_env,
+    validate_label,
+    validate_url,
+)
+from gos3matic.core.metadata import encode_annotation
+from gos3matic.core.outcome import Plan
+from gos3matic.core.shards import RUN_COUNT_ENV, RUN_INDEX_ENV, Shard, parse_shard, shard_from_env
+from gos3matic.core.sizes import (
+    DEFAULT_PART_SIZE,
+    MAX_PARTS,
+    human_size,
+    part_size_option,
+    threshold_option,
+)
+from gos3matic.errors import InputError
+from gos3matic.store.protocols import Connection
+
+# Measured (benchmarks/bench.py, awscrt, 2,000 objects, local SeaweedFS): 64 beat 16 and 32 by
+# 1.2-1.4x and tied 128; against real S3, where each request waits ~10-50 ms, more also helps.
+DEFAULT_WORKERS = 64
+MAX_WORKERS = 256
+_BUCKET = re.compile(r"[A-Za-z0-9._-]{1,255}")  # botocore's own rule; S3-compatible stores vary
+
+Row = tuple[str, str]
+
+
+# -- option groups --------------------------------------------------------------------------------
+
+
+def add_target(parser: argparse.ArgumentParser, what: str = "path") -> None:
+    """BUCKET and PATH (or PIPELINE/STAGE/JOB), the two positional arguments of every command."""
+    parser.add_argument("bucket", metavar="BUCKET")
+    if what == "path":
+        parser.add_argument("path", metavar="PATH", help="e.g. app/build/package/42.1")
+    else:
+        parser.add_argument("package", metavar="PIPELINE/STAGE/JOB", help="e.g. app/build/package")
+
+
+def add_annotation_options(parser: argparse.ArgumentParser, label: bool = True) -> None:
+    """What is stamped on the objects and the marker, with the GO_* defaults the contract names."""
+    group = parser.add_argument_group("annotation")
+    if label:
+        group.add_argument("--label", help="pipeline label (default: $GO_PIPELINE_LABEL)")
+    group.add_argument("--username", help="who triggered the run (default: $GO_TRIGGER_USER)")
+    group.add_argument(
+        "--traceback-url",
+        help="link to the upstream run (default: built from $GO_SERVER_DASHBOARD_URL and the "
+        "other GO_* variables, when all are set)",
+    )
+    group.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help="custom metadata, repeatable; a bare NAME means NAME=NAME",
+    )
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> Any:
+    """--dry-run and --workers; returns the group, for a command's own run options."""
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "--dry-run", action="store_true", help="list and print the writes; write nothing"
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help=f"objects handled at once (default {DEFAULT_WORKERS}, at most {MAX_WORKERS})",
+    )
+    return run
+
+
+def add_large_object_options(parser: argparse.ArgumentParser) -> None:
+    large = parser.add_argument_group(
+        "large objects",
+        "SIZE is a byte count or a number with KiB, MiB or GiB (powers of 1024); "
+        "KB, MB and GB are refused as ambiguous",
+    )
+    large.add_argument(
+        "--multipart-threshold",
+        metavar="SIZE",
+        help="objects larger than this are copied in parts (default 5GiB, the most one copy "
+        "request can copy; at least 5MiB)",
+    )
+    large.add_argument(
+        "--part-size",
+        metavar="SIZE",
+        help=f"part size of a multipart copy, 5MiB to 5GiB (default {human_size(DEFAULT_PART_SIZE)}"
+        f"); doubled for an object that would need more than {MAX_PARTS:,} parts",
+    )
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "-q", "--quiet", action="store_true", help="no parameter table and no progress"
+    )
+    output.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object on stdout at the end; human text goes to stderr",
+    )
+    output.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    connection = parser.add_argument_group("connection")
+    connection.add_argument(
+        "--endpoint-url",
+        help="S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL_S3 / $AWS_ENDPOINT_URL)",
+    )
+    connection.add_argument("--region", help="AWS region (default: boto3's resolution)")
+    connection.add_argument("--profile", help="AWS profile (default: $AWS_PROFILE)")
+    connection.add_argument(
+        "--expected-bucket-owner",
+        metavar="ACCOUNT",
+        help="refuse to touch the bucket unless this account owns it",
+    )
+
+
+# -- validators -----------------------------------------------------------------------------------
+
+
+def _flag_or_env(
+    value: str | None, env: Mapping[str, str], name: str, flag: str
+) -> tuple[str | None, str]:
+    if value is not None:
+        if not value:
+            raise InputError(f"{flag} is empty")
+        return value, flag
+    from_env = env.get(name) or None
+    return from_env, f"${name}" if from_env else "not set"
+
+
+def validate_bucket(bucket: str) -> str:
+    if bucket.startswith("s3://"):
+        raise InputError(f"invalid bucket {bucket!r}: give the bucket name alone, without s3://")
+    if not _BUCKET.fullmatch(bucket):
+        raise InputError(
+            f"invalid bucket name {bucket!r}: use letters, digits, '.', '-' and '_' only"
+        )
+    return bucket
+
+
+def annotation_from(
+    args: argparse.Namespace, env: Mapping[str, str]
+) -> tuple[Annotation, list[Row]]:
+    """--label, --username, --traceback-url, --key; unset ones from GoCD's GO_* variables.
+
+    Returns the annotation and its rows of the parameter table, each saying where it came from.
+    """
+    label, label_from = _flag_or_env(args.label, env, "GO_PIPELINE_LABEL", "--label")
+    if label is None:
+        raise InputError("no label: pass --label, or run inside a GoCD job ($GO_PIPELINE_LABEL)")
+    validate_label(label)
+    user, user_from = _flag_or_env(args.username, env, "GO_TRIGGER_USER", "--username")
+    traceback_url, url_from = _flag_or_env(args.traceback_url, {}, "", "--traceback-url")
+    if traceback_url is None:
+        traceback_url = traceback_url_from_env(env)
+        url_from = "$GO_SERVER_DASHBOARD_URL and GO_*"
+    if traceback_url is not None:
+        validate_url(traceback_url, "traceback URL")
+    custom = tuple(dict(parse_custom_key(spec) for spec in args.key).items())
+    unset = [f"${name}" for name in TRACEBACK_ENV if not env.get(name)]
+    missing = "GO_* variables" if len(unset) == len(TRACEBACK_ENV) else ", ".join(unset)
+    rows = [
+        ("label", f"{label}  ({label_from})"),
+        ("user", f"{user}  ({user_from})" if user else "not set (no $GO_TRIGGER_USER)"),
+        (
+            "traceback url",
+            f"{traceback_url}  ({url_from})" if traceback_url else f"not set (no {missing})",
+        ),
+        ("custom keys", ", ".join(f"{k}={v}" for k, v in custom) or "none"),
+    ]
+    return Annotation(label, user, traceback_url, custom), rows
+
+
+def workers_from(args: argparse.Namespace) -> int:
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise InputError(f"--workers must be between 1 and {MAX_WORKERS}, not {args.workers}")
+    return int(args.workers)
+
+
+def multipart_from(args: argparse.Namespace) -> tuple[int, int | None, Row]:
+    """--multipart-threshold and --part-size, and their row of the parameter table."""
+    multipart_threshold = threshold_option(args.multipart_threshold)
+    part_size = part_size_option(args.part_size)
+    row = (
+        "multipart",
+        f"objects over {human_size(multipart_threshold)}, in parts of "
+        f"{human_size(part_size or DEFAULT_PART_SIZE)} (doubled if {MAX_PARTS:,} are too few)",
+    )
+    return multipart_threshold, part_size, row
+
+
+def connection_from(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[Connection, Row]:
+    """The connection options, and the endpoint's row of the parameter table."""
+    endpoint_url = args.endpoint_url
+    if endpoint_url is not None:
+        validate_url(endpoint_url, "--endpoint-url")
+    owner = args.expected_bucket_owner
+    if owner is not None and not re.fullmatch(r"[0-9]{12}", owner):  # \d would take any digits
+        raise InputError(f"invalid --expected-bucket-owner {owner!r}: an AWS account is 12 digits")
+    for flag, value in (("--region", args.region), ("--profile", args.profile)):
+        if value is not None and not value:
+            raise InputError(f"{flag} is empty")
+    if args.region:
+        try:
+            botocore.utils.validate_region_name(args.region)
+        except ValueError:
+            raise InputError(f"invalid --region {args.region!r}: e.g. us-east-1") from None
+    shown_endpoint = (
+        endpoint_url
+        or env.get("AWS_ENDPOINT_URL_S3")
+        or env.get("AWS_ENDPOINT_URL")
+        or "AWS default"
+    )
+    return Connection(endpoint_url, args.region, args.profile, owner), ("endpoint", shown_endpoint)
+
+
+def shard_from(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[Shard | None, str]:
+    """--shard K/N, else GoCD's run instance; None (and N = 1) means the whole prefix."""
+    if args.shard is not None:
+        shard: Shard | None = parse_shard(args.shard)
+        shard_source = "--shard"
+    else:
+        shard = shard_from_env(env)
+        shard_source = f"${RUN_INDEX_ENV}/${RUN_COUNT_ENV}"
+    if shard is None:
+        return None, "none: the whole prefix"
+    if shard[1] == 1:
+        return None, f"1/1: the whole prefix  ({shard_source})"
+    return shard, f"{shard[0]}/{shard[1]}: the keys whose hash falls to it  ({shard_source})"
+
+
+def plan_for(bucket: str, prefix: str, annotation: Annotation, workers: int, **run: Any) -> Plan:
+    """The one way an Annotation becomes a Plan: encoded for the objects and for the marker."""
+    return Plan(
+        bucket=bucket,
+        prefix=prefix,
+        annotation=encode_annotation(annotation.items()),
+        marker_metadata=encode_annotation(annotation.marker_items()),
+        workers=workers,
+        **run,
+    )

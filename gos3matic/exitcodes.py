@@ -1,0 +1,65 @@
+"""Exit codes: an interface, because GoCD jobs and scripts branch on them. One enum, one text.
+
+Every command's help screen and the README's table are built from or checked against `MEANINGS`.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    FAILED = 1
+    BAD_INPUT = 2
+    ENVIRONMENT = 3
+    MARKER_NOT_KEPT = 4
+    INTERRUPTED = 130
+
+
+# What 0 and 1 mean differ by command; 2, 3, 4 and 130 mean the same everywhere.
+MEANINGS: dict[str, dict[ExitCode, str]] = {
+    "annotate": {
+        ExitCode.OK: "every object annotated (or already was) and the marker written and read back",
+        ExitCode.FAILED: "objects failed (named on stderr and in --json), or nothing under PATH; "
+        "no marker",
+    },
+    "status": {
+        ExitCode.OK: "GoCD sees a complete revision, and can parse every folder name",
+        ExitCode.FAILED: "GoCD triggers nothing from this package: a folder name the poller "
+        "cannot parse, or no complete revision at all",
+    },
+    "backfill": {
+        ExitCode.OK: "every incomplete revision is now complete (or there was none)",
+        ExitCode.FAILED: "a revision failed; the run stopped there (a re-run resumes)",
+    },
+    "mark": {
+        ExitCode.OK: "the marker is written and read back (or was already there)",
+        ExitCode.FAILED: "objects without the annotation, a failed read, or nothing under PATH",
+    },
+}
+COMMON = {
+    ExitCode.BAD_INPUT: "bad input: nothing was written",
+    ExitCode.ENVIRONMENT: "credentials, endpoint or bucket unusable: nothing was written",
+    ExitCode.MARKER_NOT_KEPT: "the store did not keep the marker's metadata",
+    ExitCode.INTERRUPTED: "interrupted (SIGINT/SIGTERM); no marker",
+}
+# Commands that never write a marker or run long enough to be interrupted.
+NOT_APPLICABLE: dict[str, frozenset[ExitCode]] = {
+    "status": frozenset({ExitCode.MARKER_NOT_KEPT, ExitCode.INTERRUPTED}),
+}
+
+
+def meanings(command: str) -> dict[ExitCode, str]:
+    """Every exit code COMMAND can end with, and what it means there."""
+    skipped = NOT_APPLICABLE.get(command, frozenset())
+    both = {**MEANINGS[command], **COMMON}
+    return {code: text for code, text in sorted(both.items()) if code not in skipped}
+
+
+def epilog(command: str) -> str:
+    """The 'exit codes:' block of COMMAND's --help."""
+    lines = ["exit codes:"]
+    for code, text in meanings(command).items():
+        lines.append(f"  {int(code):<3} {text}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,103 @@
+"""The seam between the engine and S3: what the engine and the commands may ask of a store.
+
+Two clients implement it: boto3 (store/boto.py) for everything, and awscrt's native S3 client
+(store/crt.py) for the per-object hot path when it reaches the bucket exactly as boto3 does.
+Parameters and answers use boto3's names and shapes, whichever client sends the request. Tests
+fake these protocols with an in-memory store (tests/support/memstore.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gos3matic.core.sizes import CopiedInParts
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where and as whom to talk to S3; None means boto3's own resolution (env, config, role)."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    expected_bucket_owner: str | None = None
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One object of a listing."""
+
+    key: str
+    size: int
+    etag: str
+
+
+class ObjectStore(Protocol):
+    """The per-object requests of the hot path."""
+
+    def head_object(self, key: str) -> Mapping[str, Any]:
+        """HeadObject's answer; S3Error NotFound when there is no such key."""
+        ...
+
+    def get_object_acl(self, key: str) -> Mapping[str, Any]: ...
+
+    def copy_object(self, params: Mapping[str, Any]) -> str | None:
+        """CopyObject with `core.metadata.copy_params`; the new VersionId, if versioned."""
+        ...
+
+
+class LargeCopier(Protocol):
+    """Copies onto themselves of objects over the single-copy limit, in parts."""
+
+    def copy(self, params: Mapping[str, Any], size: int) -> CopiedInParts:
+        """The same params as copy_object; the upload is aborted on every failure."""
+        ...
+
+    def shutdown(self) -> None: ...
+
+
+class Bucket(Protocol):
+    """The bucket-level requests: access, ownership, listings, markers, large copies."""
+
+    name: str
+    expected_owner: str | None
+
+    @property
+    def endpoint_url(self) -> str: ...
+
+    def check_access(self) -> None:
+        """EnvironmentProblem, before any write, when the bucket is missing or not ours."""
+        ...
+
+    def acls_enabled(self) -> bool:
+        """False when Object Ownership is BucketOwnerEnforced: no object can carry grants."""
+        ...
+
+    def list_objects(self, prefix: str) -> Iterator[Listed]: ...
+
+    def list_folders(self, prefix: str) -> Iterator[str]:
+        """The common prefixes one level under PREFIX, as GoCD's poller lists them."""
+        ...
+
+    def head_metadata(self, key: str) -> dict[str, str] | None:
+        """A key's user metadata, or None when there is no such object."""
+        ...
+
+    def put_marker(self, key: str, metadata: Mapping[str, str]) -> str | None:
+        """A zero-byte object with this metadata; its new VersionId, if versioned."""
+        ...
+
+    def large_copier(
+        self, stop: threading.Event, threshold: int, part_size: int | None, acls_enabled: bool
+    ) -> LargeCopier: ...
+
+
+@dataclass(frozen=True)
+class Store:
+    """One bucket as every command sees it: its bucket-level requests and its hot path."""
+
+    bucket: Bucket
+    objects: ObjectStore
