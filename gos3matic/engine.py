@@ -14,7 +14,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any, Protocol
 
-from gos3matic.core.metadata import ObjectRefused, copy_params, grant_params, is_annotated
+from gos3matic.core.metadata import (
+    ObjectRefused,
+    copy_params,
+    grant_params,
+    is_annotated,
+    marker_metadata,
+)
 from gos3matic.core.outcome import Failure, MarkerState, Outcome, Plan, Result, Tally, Write
 from gos3matic.core.poller import Folder, Marker, PollerView, folder_name, poller_view
 from gos3matic.core.shards import owns
@@ -216,14 +222,14 @@ def finish_marker(
 
 def write_marker(plan: Plan, bucket: Bucket, outcome: Outcome) -> None:
     """PUT the marker unless an identical one is there, then read it back: trust, but verify."""
-    if _carries(bucket.head_metadata(plan.marker_key), plan.marker_metadata):
+    existing = bucket.head_metadata(plan.marker_key)
+    wanted = marker_metadata(existing, plan.marker_metadata)
+    if _carries(existing, wanted):
         outcome.marker, outcome.marker_verified = MarkerState.ALREADY_PRESENT, True
         return
-    outcome.tally.new_versions += _new_version(
-        bucket.put_marker(plan.marker_key, plan.marker_metadata)
-    )
+    outcome.tally.new_versions += _new_version(bucket.put_marker(plan.marker_key, wanted))
     outcome.marker_written = True
-    if _carries(bucket.head_metadata(plan.marker_key), plan.marker_metadata):
+    if _carries(bucket.head_metadata(plan.marker_key), wanted):
         outcome.marker, outcome.marker_verified = MarkerState.WRITTEN, True
     else:
         outcome.marker = MarkerState.NOT_KEPT

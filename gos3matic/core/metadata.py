@@ -86,6 +86,13 @@ def metadata_size(metadata: Mapping[str, str]) -> int:
     return sum(len(k.encode("utf-8")) + len(v.encode("utf-8")) for k, v in metadata.items())
 
 
+def marker_metadata(
+    existing: Mapping[str, str] | None, wanted: Mapping[str, str]
+) -> dict[str, str]:
+    """What the marker should carry, given the one already there (None: no marker yet)."""
+    return dict(wanted)
+
+
 def is_annotated(head: Mapping[str, Any], annotation: Mapping[str, str]) -> bool:
     """True when the object already carries every annotation key with the same value."""
     current = head.get("Metadata") or {}

@@ -239,14 +239,22 @@ class Boto3Bucket:
                 return
             params["ContinuationToken"] = page["NextContinuationToken"]
 
-    def put_marker(self, key: str, metadata: Mapping[str, str]) -> str | None:
-        """The marker's new VersionId in a versioned bucket, else None."""
+    def put_marker(
+        self, key: str, metadata: Mapping[str, str], if_none_match: bool = False
+    ) -> str | None:
+        """The marker's new VersionId in a versioned bucket, else None.
+
+        if_none_match: only when no object has the key (S3's `If-None-Match: *`); S3 answers
+        PreconditionFailed otherwise. Some S3-compatible stores ignore the header: re-read.
+        """
+        condition = {"IfNoneMatch": "*"} if if_none_match else {}
         response = self._call(
             self.client.put_object,
             Bucket=self.name,
             Key=key,
             Body=b"",
             Metadata=dict(metadata),
+            **condition,
             **self._owner,
         )
         return response.get("VersionId")

@@ -82,12 +82,22 @@ class Bucket(Protocol):
         """The common prefixes one level under PREFIX, as GoCD's poller lists them."""
         ...
 
+    def head_object(self, key: str) -> Mapping[str, Any]:
+        """HeadObject's answer, through boto3; S3Error NotFound when there is no such key."""
+        ...
+
     def head_metadata(self, key: str) -> dict[str, str] | None:
         """A key's user metadata, or None when there is no such object."""
         ...
 
-    def put_marker(self, key: str, metadata: Mapping[str, str]) -> str | None:
-        """A zero-byte object with this metadata; its new VersionId, if versioned."""
+    def put_marker(
+        self, key: str, metadata: Mapping[str, str], if_none_match: bool = False
+    ) -> str | None:
+        """A zero-byte object with this metadata; its new VersionId, if versioned.
+
+        if_none_match: written only if no object has the key (S3Error PreconditionFailed if one
+        does); a store that ignores the condition writes anyway, so callers read back.
+        """
         ...
 
     def large_copier(
