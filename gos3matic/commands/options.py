@@ -35,10 +35,10 @@ from gos3matic.core.sizes import (
 from gos3matic.errors import InputError
 from gos3matic.store.protocols import Connection
 
-# Measured (benchmarks/bench.py, awscrt, 2,000 objects, local SeaweedFS): 64 beat 16 and 32 by
-# 1.2-1.4x and tied 128; against real S3, where each request waits ~10-50 ms, more also helps.
-DEFAULT_WORKERS = 64
-MAX_WORKERS = 256
+# The ceiling of requests in flight; the flow control grows towards it while answers come back
+# clean and paces itself on SlowDown (store/flow.py). Measured in benchmarks/ (README, "Speed").
+DEFAULT_MAX_IN_FLIGHT = 1024
+MAX_IN_FLIGHT = 4096
 _BUCKET = re.compile(r"[A-Za-z0-9._-]{1,255}")  # botocore's own rule; S3-compatible stores vary
 
 Row = tuple[str, str]
@@ -77,16 +77,21 @@ def add_annotation_options(parser: argparse.ArgumentParser, label: bool = True) 
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> Any:
-    """--dry-run and --workers; returns the group, for a command's own run options."""
+    """--dry-run and --max-in-flight; returns the group, for a command's own run options."""
     run = parser.add_argument_group("run")
     run.add_argument(
         "--dry-run", action="store_true", help="list and print the writes; write nothing"
     )
     run.add_argument(
+        "--max-in-flight",
         "--workers",
+        dest="workers",
+        metavar="N",
         type=int,
-        default=DEFAULT_WORKERS,
-        help=f"objects handled at once (default {DEFAULT_WORKERS}, at most {MAX_WORKERS})",
+        default=DEFAULT_MAX_IN_FLIGHT,
+        help=f"the most requests in flight at once (default {DEFAULT_MAX_IN_FLIGHT}, 1 to "
+        f"{MAX_IN_FLIGHT}); the run starts lower, grows towards it while S3 answers cleanly and "
+        "slows down when S3 answers SlowDown. --workers is the older name",
     )
     return run
 
@@ -197,8 +202,11 @@ def annotation_from(
 
 
 def workers_from(args: argparse.Namespace) -> int:
-    if not 1 <= args.workers <= MAX_WORKERS:
-        raise InputError(f"--workers must be between 1 and {MAX_WORKERS}, not {args.workers}")
+    """--max-in-flight (or its older name --workers), checked."""
+    if not 1 <= args.workers <= MAX_IN_FLIGHT:
+        raise InputError(
+            f"--max-in-flight must be between 1 and {MAX_IN_FLIGHT}, not {args.workers}"
+        )
     return int(args.workers)
 
 

@@ -6,10 +6,13 @@ botocore's own retries are switched off (see s3.py) so that this policy is not m
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import sys
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
     Retrying,
     retry_if_exception,
     stop_after_attempt,
@@ -18,6 +21,7 @@ from tenacity import (
 )
 
 from gos3matic.errors import NetworkError, S3Error
+from gos3matic.store.flow import FlowControl
 
 T = TypeVar("T")
 
@@ -41,6 +45,9 @@ TRANSIENT_CODES = frozenset(
     }
 )
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+THROTTLING_CODES = frozenset(
+    {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests"}
+)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -58,6 +65,7 @@ def s3_policy(attempts: int = ATTEMPTS) -> Retrying:
         retry=retry_if_exception(is_transient),
         wait=wait_exponential(multiplier=FIRST_WAIT, max=LONGEST_WAIT) + wait_random(0, JITTER),
         stop=stop_after_attempt(attempts),
+        before_sleep=_say_retrying_once,
         reraise=True,
     )
 
@@ -65,3 +73,64 @@ def s3_policy(attempts: int = ATTEMPTS) -> Retrying:
 def with_retries(call: Callable[[], T], attempts: int = ATTEMPTS) -> T:
     """Run one S3 request under the policy; the last error is raised as it was."""
     return s3_policy(attempts)(call)
+
+
+async def with_retries_async(
+    send: Callable[[], Awaitable[T]], flow: FlowControl, attempts: int = ATTEMPTS
+) -> T:
+    """The same policy for the engine's requests, each attempt inside the run's flow control:
+    a slot in its window, its turn under the pacer, a throttling answer reported to it."""
+    tries = 0
+
+    async def attempt() -> T:
+        nonlocal tries
+        tries += 1
+        if tries > 1:
+            flow.stats.retries += 1
+        async with flow.request():
+            try:
+                return await send()
+            except S3Error as error:
+                if is_throttling(error):
+                    flow.throttled()
+                raise
+
+    return await _async_policy(s3_policy(attempts))(attempt)
+
+
+@functools.lru_cache(maxsize=8)
+def _async_policy(policy: Retrying) -> AsyncRetrying:
+    # the very pieces of the policy above, waiting with asyncio.sleep instead of time.sleep
+    return AsyncRetrying(
+        retry=policy.retry, wait=policy.wait, stop=policy.stop, reraise=policy.reraise
+    )
+
+
+def is_throttling(error: S3Error) -> bool:
+    """S3 asks us to slow down: the flow control halves its rate, not only this request."""
+    return error.code in THROTTLING_CODES or error.status in (429, 503)
+
+
+def _say_retrying_once(state: RetryCallState) -> None:
+    """One line the first time a request outside the engine (start-up, listing, marker) has to
+    be retried, so that a user waiting on a slow or failing endpoint knows why."""
+    global _said_retrying
+    if _said_retrying or state.outcome is None:
+        return
+    _said_retrying = True
+    error = state.outcome.exception()
+    wait = state.next_action.sleep if state.next_action else 0.0
+    notice(
+        f"gos3matic: {error}; retrying (attempt {state.attempt_number + 1} of "
+        f"{ATTEMPTS}, next in {wait:.1f} s)"
+    )
+
+
+_said_retrying = False
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+notice: Callable[[str], None] = _stderr  # where the retrying line goes; output may redirect it
