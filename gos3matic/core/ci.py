@@ -13,6 +13,10 @@ Precedence, value by value:
    runner started from another CI's job, say); when it does, the first wins and the others are
    reported in `Defaults.ignored`, so the parameter table can say so.
 
+In a GoCD job ($GO_PIPELINE_NAME set) no other CI is read at all: a value GoCD leaves unset
+stays unset rather than come from, say, a JENKINS_URL exported on the agent. The same holds
+for backfill, whose per-revision environment is a GoCD job's.
+
 Every value is checked against the contract before it is returned: a label GoCD could not
 produce, a URL that is not http(s) or carries credentials, a revision part that is not a whole
 number the poller can parse, is an `InputError` (exit 2) that names the variable it came from.
@@ -337,8 +341,8 @@ class Defaults:
     user: Found | None = None
     traceback_url: Found | None = None
     revision: Found | None = None
-    ci: CiSystem | None = None  # the other CI used after GoCD (first detected of OTHERS)
-    ignored: tuple[CiSystem, ...] = ()  # other CIs detected but not used
+    ci: CiSystem | None = None  # the other CI read after GoCD; None in a GoCD job
+    ignored: tuple[CiSystem, ...] = ()  # other CIs detected but not read
     looked_for: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def get(self, name: str) -> Found | None:
@@ -386,7 +390,7 @@ def defaults(env: Mapping[str, str], wanted: Iterable[str] = FIELDS) -> Defaults
         if name not in FIELDS:
             raise ValueError(f"unknown field {name!r}; one of {', '.join(FIELDS)}")
     others = [system for system in OTHERS if system.detected(env)]
-    ci = others[0] if others else None
+    ci = None if GOCD.detected(env) or not others else others[0]
     chain = (GOCD, ci) if ci is not None else (GOCD,)
     found: dict[str, Found | None] = {}
     for name in wanted:
@@ -409,7 +413,7 @@ def defaults(env: Mapping[str, str], wanted: Iterable[str] = FIELDS) -> Defaults
         traceback_url=found.get("traceback_url"),
         revision=found.get("revision"),
         ci=ci,
-        ignored=tuple(others[1:]),
+        ignored=tuple(system for system in others if system is not ci),
         looked_for={name: sources(name, chain) for name in wanted},
     )
 

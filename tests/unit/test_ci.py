@@ -332,11 +332,20 @@ def test_gocd_wins_over_any_other_ci(key: str) -> None:
         found = result.get(name)
         assert found is not None and found.ci is ci.GOCD, name
     assert ci.revision(env).value == "77.2"
-    assert result.ci is EXPECTED[key][1]  # detected, but only a fallback
+    assert result.ci is None  # a GoCD job reads no other CI
+    assert result.ignored == (EXPECTED[key][1],)
 
 
-def test_gocd_wins_value_by_value_and_the_other_ci_fills_the_rest() -> None:
-    env = {**JENKINS_ENV, "GO_PIPELINE_LABEL": "7"}
+def test_in_a_gocd_job_a_value_gocd_leaves_unset_stays_unset() -> None:
+    env = {**JENKINS_ENV, **{k: v for k, v in GOCD_ENV.items() if k != "GO_TRIGGER_USER"}}
+    result = ci.defaults(env)
+    assert result.user is None  # not $BUILD_USER_ID: JENKINS_URL on a GoCD agent is no Jenkins job
+    assert result.missing("user") == "no $GO_TRIGGER_USER (GoCD)"
+    assert result.label is not None and result.label.ci is ci.GOCD
+
+
+def test_outside_a_gocd_job_go_variables_win_value_by_value() -> None:
+    env = {**JENKINS_ENV, "GO_PIPELINE_LABEL": "7"}  # exported by hand; no $GO_PIPELINE_NAME
     result = ci.defaults(env)
     assert result.label is not None and result.label.source == "$GO_PIPELINE_LABEL (GoCD)"
     assert result.user is not None and result.user.source == "$BUILD_USER_ID (Jenkins)"
