@@ -318,6 +318,15 @@ OTHERS: tuple[CiSystem, ...] = (
     AZURE_PIPELINES,
 )
 SYSTEMS: tuple[CiSystem, ...] = (GOCD, *OTHERS)
+# Every variable this module reads: what a test suite clears, lest the CI running it leak in.
+VARIABLES: frozenset[str] = frozenset(
+    name
+    for system in SYSTEMS
+    for name in (
+        system.detect,
+        *(variable for field_ in FIELDS for variable in system.rule(field_).variables),
+    )
+)
 
 
 # -- what was found --------------------------------------------------------------------------------
