@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from support.ci_envs import GITHUB_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 ACTION = yaml.safe_load((REPO / "action.yml").read_text(encoding="utf-8"))
@@ -289,3 +290,22 @@ def test_a_failing_run_sets_the_exit_code_output_and_fails_the_step(
     assert outputs["exit-code"] == "1"
     assert json.loads(outputs["summary"])["marker_state"] == "nothing-to-annotate"
     assert "Contents" not in moto_client.list_objects_v2(Bucket=moto_bucket)
+
+
+def test_without_label_username_or_url_the_step_takes_githubs_own(
+    moto_s3: Any, moto_client: Any, moto_bucket: str, tmp_path: Path
+) -> None:
+    put(moto_client, moto_bucket, f"{PREFIX}a.bin")
+    inputs = {"bucket": moto_bucket, "path": PREFIX, "endpoint-url": moto_s3.endpoint_url}
+
+    result, outputs = run_step(moto_s3, inputs, tmp_path, extra_env=GITHUB_ENV)
+
+    assert result.returncode == 0, result.stderr
+    assert "$GITHUB_RUN_NUMBER (GitHub Actions)" in result.stderr  # the table, with --json
+    assert moto_client.head_object(Bucket=moto_bucket, Key=PREFIX)["Metadata"] == {
+        "go_pipeline_label": "42",
+        "user": "mona",
+        "traceback_url": "https://github.com/octocat/Hello-World/actions/runs/1658821493",
+        "completed": "completed",
+    }
+    assert outputs["exit-code"] == "0"
