@@ -36,12 +36,6 @@ from gos3matic.core.contract import JAVA_INT_MAX, TRACEBACK_ENV, validate_label,
 from gos3matic.errors import InputError
 
 FIELDS = ("label", "user", "traceback_url", "revision")
-_WHAT = {
-    "label": "label",
-    "user": "user",
-    "traceback_url": "traceback URL",
-    "revision": "revision",
-}
 _COUNTER = re.compile(r"[0-9]+")  # ASCII digits only: str.isdigit() also takes '٣' and '²'
 
 
