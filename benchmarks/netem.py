@@ -42,7 +42,10 @@ HOST = "127.0.0.1"
 MAX_HEAD = 64 * 1024  # bytes of request line + headers; more is not an S3 client talking
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
 _CHUNKED = re.compile(rb"\r\ntransfer-encoding:[^\r\n]*chunked", re.IGNORECASE)
-EARLY = 0.0005  # seconds: asyncio may wake a timer this much before its time
+# Seconds a piece may be delivered early: asyncio wakes timers a little early, and a server that
+# writes an answer in many small pieces (moto does) costs one timer and one send per piece unless
+# the pieces that arrive within this window leave together.
+EARLY = 0.001
 SLOW_DOWN_BODY = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n'
     b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message>"
@@ -346,7 +349,15 @@ class _ClientSide(asyncio.Protocol):
         if self.netem.rtt <= 0 and not self.delayed:
             self._write(data, completes)
             return
-        self.delayed.append((self.loop.time() + self.netem.rtt, data, completes))
+        due = self.loop.time() + self.netem.rtt
+        if self.delayed and (
+            not data or (self.delayed[-1][0] >= due - EARLY and len(self.delayed[-1][1]) < 65536)
+        ):
+            # With the piece before it: an answer's end, or bytes that came right after
+            last_due, last, done = self.delayed[-1]
+            self.delayed[-1] = (last_due, last + data if data else last, done + completes)
+            return
+        self.delayed.append((due, data, completes))
         if self.timer is None:
             self.timer = self.loop.call_at(self.delayed[0][0], self._flush)
 
