@@ -204,7 +204,9 @@ async def _annotate_objects(
             if plan.shard is not None and not owns(plan.shard, listed.key):
                 tally.other_shards += 1
                 continue
-            while len(running) >= ceiling and not stop.is_set():
+            # No more objects under way than the flow control lets requests out: the rest wait
+            # here, in the listing, rather than as tasks queued for a slot.
+            while len(running) >= min(ceiling, store.flow.window) and not stop.is_set():
                 room.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(room.wait(), STOP_POLL)

@@ -16,6 +16,7 @@ import hashlib
 import http
 import os
 import re
+import threading
 import time
 import urllib.request
 import xml.etree.ElementTree as ElementTree
@@ -182,11 +183,11 @@ class _CopyHeaders:
 class _Exchange:
     """One request's answer, filled in by CRT's event-loop threads, settled on the engine's loop."""
 
-    __slots__ = ("body", "error", "future", "headers", "last_heard", "loop")
+    __slots__ = ("body", "error", "future", "headers", "inbox", "last_heard")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.future: asyncio.Future[None] = loop.create_future()
+    def __init__(self, inbox: _Inbox) -> None:
+        self.inbox = inbox
+        self.future: asyncio.Future[None] = inbox.loop.create_future()
         self.headers: list[tuple[str, str]] = []
         self.body: list[bytes] = []
         self.error: BaseException | None = None
@@ -201,12 +202,31 @@ class _Exchange:
 
     def on_done(self, error: BaseException | None = None, **_: Any) -> None:
         self.error = error
-        self.loop.call_soon_threadsafe(_settle, self.future)
+        self.inbox.put(self.future)
 
 
-def _settle(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+class _Inbox:
+    """Answers handed from CRT's threads to the engine's loop: one wake-up of the loop for all
+    the answers that arrive before it runs, not one each (each wake-up is a system call)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._answered: list[asyncio.Future[None]] = []
+        self._lock = threading.Lock()
+
+    def put(self, future: asyncio.Future[None]) -> None:
+        with self._lock:
+            self._answered.append(future)
+            if len(self._answered) > 1:
+                return  # a wake-up is already on its way
+        self.loop.call_soon_threadsafe(self._settle)
+
+    def _settle(self) -> None:
+        with self._lock:
+            answered, self._answered = self._answered, []
+        for future in answered:
+            if not future.done():
+                future.set_result(None)
 
 
 class CrtObjectStore:
@@ -226,6 +246,7 @@ class CrtObjectStore:
         self.client = client
         self.route = route
         self.flow = FlowControl()  # open_store hands it the run's own
+        self._answers: _Inbox | None = None
         self._head = _HeadShape(service_model.operation_model("HeadObject").output_shape)
         self._copy = _CopyHeaders(service_model.operation_model("CopyObject"))
         self._acl_shape = service_model.operation_model("GetObjectAcl").output_shape
@@ -263,6 +284,12 @@ class CrtObjectStore:
 
     # -- one request --
 
+    def _inbox(self) -> _Inbox:
+        loop = asyncio.get_running_loop()
+        if self._answers is None or self._answers.loop is not loop:
+            self._answers = _Inbox(loop)
+        return self._answers
+
     async def send(
         self,
         method: str,
@@ -280,7 +307,7 @@ class CrtObjectStore:
                 [("host", self.route.host), ("content-length", "0"), *self._owner, *(headers or ())]
             ),
         )
-        exchange = _Exchange(asyncio.get_running_loop())
+        exchange = _Exchange(self._inbox())
         head = method == "HEAD"
         pending = self.client.make_request(
             type=crt_s3.S3RequestType.DEFAULT,
@@ -318,7 +345,7 @@ class CrtObjectStore:
 
 async def _answered(pending: Any, exchange: _Exchange) -> None:
     """Until CRT finishes the request; cancelled after IDLE_TIMEOUT s of silence, like boto3."""
-    loop = exchange.loop
+    loop = exchange.inbox.loop
     timed_out = False
     handle: asyncio.TimerHandle
 
