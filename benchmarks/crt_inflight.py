@@ -260,8 +260,8 @@ def _legend() -> str:
     return (
         "peak / mean: requests on the wire as the forwarder sees them (received, answer not yet\n"
         "delivered); req/s: requests / seconds from the first make_request to the last on_done;\n"
-        "conns: connections the client opened in the batch; RSS: the client process's peak\n"
-        "(Python + awscrt: " + " is over the process before the client existed); netem CPU: the\n"
+        "conns: connections the client opened in the batch; RSS MiB: the client process's peak\n"
+        "(Python, awscrt), then '+' what it grew by once the client existed; netem CPU: the\n"
         "forwarder's CPU time / wall time over a batch, the higher of the two."
     )
 
