@@ -8,14 +8,18 @@ Two controls, both adaptive (docs/s3-notes.md, "Rates"):
   up to the ceiling (`--max-in-flight`); after the first throttle, by one.
 - **Rate**, for politeness. Until S3 throttles there is no rate limit at all. A throttling answer
   (503 SlowDown, 429, ...) switches on a pacer that spaces the sends. The first time, little is
-  known (the answers to a burst arrive together), so the pacer starts at half the rate S3 has
-  accepted so far, at least FIRST_RATE, and grows sevenfold a second until S3 throttles again.
-  From then on each throttle sets it to 90% of the rate S3 *accepted* over the last second (its
-  clean answers), and every clean answer raises it by a tenth of a request per second: ~10% a
-  second, until it finds S3's limit again. One cut per reaction interval, so that the answers to
-  a burst already on the wire do not cut it again and again. An additive increase and a
-  multiplicative decrease, as TCP's, on a rate instead of a window; the AWS SDKs' "adaptive" mode
-  paces the same way but regrows along a cubic curve.
+  known (the answers to a burst arrive together): the pacer starts at half the rate S3 has
+  accepted so far (never under 50 a second) and grows sevenfold a second until S3 throttles
+  again. From then on, when more than a tenth of the last second's answers were throttles, the
+  pace is set to 90% of the rate S3 *accepted* (its clean answers) over that second. If a second
+  at the slower pace brings as many throttles, the pace did not cause them (a fault, a busy
+  neighbour): the cut is taken back and that share of throttles is let pass from then on, or such
+  SlowDowns would ratchet the pace down cut after cut, when each only costs a retry. Every clean
+  answer raises the pace by a tenth of a request per second, ~10% a second, until it finds S3's
+  limit again. One cut per reaction interval, so that the answers to a burst already on the wire
+  do not cut it again and again. An additive increase and a multiplicative decrease, as TCP's, on
+  a rate instead of a window; the AWS SDKs' "adaptive" mode paces the same way but regrows along
+  a cubic curve.
 
 Everything here runs on the engine's event-loop thread: no locks.
 """
@@ -33,13 +37,16 @@ from gos3matic.core.outcome import RequestStats
 DEFAULT_CEILING = 1024  # requests in flight at most, unless --max-in-flight says otherwise
 START = 64  # the window before anything is known: small enough not to flood a throttled prefix
 FIRST_CUT = 0.5  # the first pacing rate, as a share of the rate S3 accepted
-FIRST_RATE = 50.0  # requests/s at least, the first time: S3 throttles at thousands a second
+FIRST_RATE = 50.0  # requests/s, the slowest pace: S3 throttles at thousands a second, and
+# below this retries with their backoff are the better brake
 CUT = 0.9  # every later cut
 PROBE_INCREASE = 2.0  # requests/s added per clean answer after the first cut: x7 a second
 INCREASE = 0.1  # the same after a later cut: ~10% growth a second
-MIN_RATE = 1.0  # requests per second: never stop altogether
 WINDOW = 1.0  # seconds of clean answers that measure the rate S3 accepts
 REACTION = 0.5  # seconds: one rate cut at most per interval
+NOISE = 0.04  # share of throttled answers in the last WINDOW below which the pace holds
+SAMPLE = 40  # answers in the last WINDOW, at least, for that share to say anything
+NO_RESPONSE = 0.7  # a cut that leaves this much of the throttles' share was not the answer
 PACER_TICK = 0.005  # seconds: the pacer releases the sends due in each tick together
 PACER_BURST = 0.05  # seconds of sends it may release at once after a late wake-up
 
@@ -56,6 +63,10 @@ class FlowControl:
         self.rate: float | None = None  # the pacer's, once S3 has throttled
         self._turns: deque[asyncio.Future[None]] = deque()
         self._pacer: asyncio.Task[None] | None = None
+        self._tokens, self._tokens_at = 1.0, time.monotonic()
+        self._throttles: deque[float] = deque()  # when each throttle of the last WINDOW came
+        self._noise = NOISE  # a share of throttles that is not ours to prevent
+        self._undo: tuple[float, float] | None = None  # (pace, share) before the last cut
         self._last_cut = -REACTION
         self._accepted: deque[float] = deque()  # when each clean answer of the last WINDOW came
         self._started: float | None = None  # the first send
@@ -94,25 +105,26 @@ class FlowControl:
         await turn
 
     async def _release_turns(self) -> None:
-        tokens, last = 1.0, time.monotonic()
+        # The tokens live on self: a send that finds the queue empty waits its turn too.
         while self._turns:
             now = time.monotonic()
-            rate = self.rate or MIN_RATE
-            tokens = min(tokens + (now - last) * rate, max(1.0, rate * PACER_BURST))
-            last = now
-            while tokens >= 1.0 and self._turns:
+            rate = self.rate or FIRST_RATE
+            self._tokens = min(
+                self._tokens + (now - self._tokens_at) * rate, max(1.0, rate * PACER_BURST)
+            )
+            self._tokens_at = now
+            while self._tokens >= 1.0 and self._turns:
                 turn = self._turns.popleft()
                 if not turn.done():
                     turn.set_result(None)
-                    tokens -= 1.0
+                    self._tokens -= 1.0
             if self._turns:
-                await asyncio.sleep(max(PACER_TICK, (1.0 - tokens) / rate))
+                await asyncio.sleep(max(PACER_TICK, (1.0 - self._tokens) / rate))
 
     def _answered_cleanly(self) -> None:
         now = time.monotonic()
         self._accepted.append(now)
-        while self._accepted and self._accepted[0] < now - WINDOW:
-            self._accepted.popleft()
+        self._forget(now)
         if self.rate is not None:
             self.rate += PROBE_INCREASE if self._cuts == 1 else INCREASE
         if self.window < self.ceiling:  # one more in flight from now on, two in slow start
@@ -122,24 +134,47 @@ class FlowControl:
     def accepted_rate(self) -> float:
         """Clean answers per second over the last WINDOW (or since the start, if shorter)."""
         now = time.monotonic()
-        while self._accepted and self._accepted[0] < now - WINDOW:
-            self._accepted.popleft()
+        self._forget(now)
         since = now - (self._started or now)
         return len(self._accepted) / max(min(WINDOW, since), 0.05)
 
     def throttled(self) -> None:
-        """S3 answered SlowDown (or another throttling answer): slow down, once per interval."""
+        """S3 answered SlowDown (or another throttling answer): slow down, once per interval,
+        when throttles are more than a few of the answers of the last second."""
         self.stats.throttled += 1
         now = time.monotonic()
+        self._throttles.append(now)
+        self._forget(now)
         if now - self._last_cut < REACTION:
             return
+        answers = len(self._accepted) + len(self._throttles)
+        share = len(self._throttles) / max(answers, 1)
+        if self.rate is not None and (answers < SAMPLE or share <= self._noise):
+            return
+        if self._undo is not None and now - self._last_cut >= WINDOW:
+            rate_before, share_before = self._undo
+            self._undo = None
+            if share >= NO_RESPONSE * share_before:
+                # A slower pace did not make throttles rarer: they are not ours to prevent
+                # (a fault, a busy neighbour). Take the cut back and let such a share pass.
+                self.rate = rate_before
+                self._noise = max(self._noise, share * 1.5)
+                return
         accepted = self.accepted_rate()
         if self.rate is None:
             self.rate = max(FIRST_RATE, accepted * FIRST_CUT)
         else:
-            self.rate = max(MIN_RATE, min(self.rate, accepted) * CUT)
+            self._undo = (self.rate, share)
+            self.rate = max(FIRST_RATE, min(self.rate, accepted) * CUT)
         self._cuts += 1
         self._last_cut = now
+        if self._tokens_at < now:  # no credit for the time before the pacer was on
+            self._tokens, self._tokens_at = min(self._tokens, 1.0), now
+
+    def _forget(self, now: float) -> None:
+        for answers in (self._accepted, self._throttles):
+            while answers and answers[0] < now - WINDOW:
+                answers.popleft()
 
     # -- one attempt --
 
