@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 
 from gos3matic.core.contract import COMPLETED_KEY
@@ -57,6 +57,12 @@ class PendingMarker:
     key: str
     state: PendingState
     metadata: Mapping[str, str] = field(default_factory=dict)  # sent, or found there
+    version_id: str | None = None  # of the marker this call wrote, in a versioned bucket
+
+    @property
+    def new_version(self) -> bool:
+        # "null": versioning suspended, the write replaced the null version instead of adding one
+        return self.version_id is not None and self.version_id != "null"
 
     @property
     def written(self) -> bool:
@@ -116,7 +122,7 @@ def write_pending(
     if dry_run:
         return PendingMarker(key, PendingState.WOULD_WRITE, wanted)
     try:
-        bucket.put_marker(key, wanted, if_none_match=True)
+        version_id = bucket.put_marker(key, wanted, if_none_match=True)
     except S3Error as error:
         if error.code not in _CONDITION_FAILED:
             raise
@@ -126,11 +132,12 @@ def write_pending(
         return _found(key, there)
     back = bucket.head_metadata(key)
     if back is None:
-        return PendingMarker(key, PendingState.MISSING, wanted)
+        return PendingMarker(key, PendingState.MISSING, wanted, version_id)
     if COMPLETED_KEY in back:  # completed by someone else right after our PUT: nothing lost
-        return _found(key, back)
+        return replace(_found(key, back), version_id=version_id)
     kept = all(back.get(name) == value for name, value in wanted.items())
-    return PendingMarker(key, PendingState.WRITTEN if kept else PendingState.NOT_KEPT, back)
+    state = PendingState.WRITTEN if kept else PendingState.NOT_KEPT
+    return PendingMarker(key, state, back, version_id)
 
 
 def pending_before_annotating(bucket: Bucket, plan: Plan) -> PendingMarker | None:
