@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from itertools import islice
 
 from gos3matic.core.contract import COMPLETED_KEY
 from gos3matic.core.outcome import Plan
 from gos3matic.core.poller import Folder, folder_name
-from gos3matic.engine import read_marker
+from gos3matic.engine import read_markers
 from gos3matic.errors import EnvironmentProblem, NetworkError, S3Error
 from gos3matic.store.protocols import Bucket, Store
 
@@ -26,16 +25,16 @@ from gos3matic.store.protocols import Bucket, Store
 _CONDITION_FAILED = ("PreconditionFailed", "ConditionalRequestConflict")
 
 
-def read_folders(store: Store, package: str, workers: int) -> list[Folder]:
-    """Every folder of PACKAGE in listing order, each with what a HEAD of its marker answers."""
+def read_folders(store: Store, package: str) -> list[Folder]:
+    """Every folder of PACKAGE in listing order, each with what a HEAD of its marker answers:
+    the poller HEADs them all, those it cannot parse included."""
     bucket = store.bucket
     try:
         names = [folder_name(prefix, package) for prefix in bucket.list_folders(package)]
     except (S3Error, NetworkError) as error:
         raise EnvironmentProblem(f"cannot list s3://{bucket.name}/{package}: {error}") from None
-    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="marker") as pool:
-        markers = pool.map(lambda name: read_marker(store.objects, f"{package}{name}/"), names)
-        return [Folder(name, marker) for name, marker in zip(names, markers, strict=True)]
+    markers = read_markers(store, [f"{package}{name}/" for name in names])
+    return [Folder(name, marker) for name, marker in zip(names, markers, strict=True)]
 
 
 # -- the pending marker ---------------------------------------------------------------------------

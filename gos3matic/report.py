@@ -68,10 +68,19 @@ def summary_text(outcome: Outcome, dry_run: bool) -> str:
         f"  new versions    {tally.new_versions}  (versioned buckets: one per copy and per marker "
         "written; the old versions stay)",
         f"  elapsed         {outcome.elapsed:.1f} s",
+        f"  requests        {_requests_line(outcome)}",
         f"  marker          {MARKER_SENTENCES[outcome.marker]}",
     ]
     lines += failure_lines(tally, "  ")
     return "\n".join(lines)
+
+
+def _requests_line(outcome: Outcome) -> str:
+    sent = outcome.requests
+    return (
+        f"{sent.requests} sent, {sent.retries} retried, {sent.throttled} throttled (SlowDown), "
+        f"at most {sent.peak_in_flight} in flight"
+    )
 
 
 def failure_lines(tally: Tally, indent: str) -> list[str]:
@@ -111,6 +120,10 @@ def outcome_document(outcome: Outcome) -> dict[str, Any]:
         "marker_written": outcome.marker_written,
         "marker_verified": outcome.marker_verified,
         "interrupted": outcome.interrupted,
+        "requests": outcome.requests.requests,
+        "retries": outcome.requests.retries,
+        "throttled": outcome.requests.throttled,
+        "peak_in_flight": outcome.requests.peak_in_flight,
     }
 
 

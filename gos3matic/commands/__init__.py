@@ -4,6 +4,6 @@ and one entry in COMMANDS."""
 
 from __future__ import annotations
 
-from gos3matic.commands import annotate, backfill, begin, mark, repair, status
+from gos3matic.commands import annotate, backfill, begin, mark, repair, revision, status
 
-COMMANDS = (begin, annotate, status, repair, backfill, mark)
+COMMANDS = (begin, annotate, status, repair, backfill, mark, revision)

@@ -220,7 +220,7 @@ def request(args: argparse.Namespace, env: Mapping[str, str]) -> BackfillRequest
         ("user", rows["user"]),
         ("traceback url", traceback_row),
         ("custom keys", rows["custom keys"]),
-        ("workers", str(workers)),
+        ("max in flight", str(workers)),
         multipart_row,
         ("work", mode_row),
     ]
@@ -503,7 +503,7 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     install_stop_signals(stop)
     store = open_store(checked.connection, checked.bucket, args.workers, checked.package)
-    folders = read_folders(store, checked.package, args.workers)
+    folders = read_folders(store, checked.package)
     view = poller_view(checked.package, folders)
     # Every plan before any write: a label that cannot be stored refuses the whole run.
     targets = [f for f in view.incomplete if parse_revision(f.name) is not None]

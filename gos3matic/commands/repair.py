@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         parameter_table(checked.table, info)
     store = open_store(checked.connection, checked.bucket, MARKER_READS, checked.package)
-    folders = read_folders(store, checked.package, MARKER_READS)
+    folders = read_folders(store, checked.package)
     before = poller_view(checked.package, folders)
 
     writes = []
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     if checked.dry_run:
         after = poller_view(checked.package, [pollable(f) for f in folders])
     elif writes:
-        after = poller_view(checked.package, read_folders(store, checked.package, MARKER_READS))
+        after = poller_view(checked.package, read_folders(store, checked.package))
     else:
         after = before
     code = ExitCode.FAILED if after.poll_fails or any(not w.done for w in writes) else ExitCode.OK

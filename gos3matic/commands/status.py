@@ -140,7 +140,7 @@ def status_document(request: StatusRequest, view: PollerView, code: int) -> dict
 def run(args: argparse.Namespace) -> int:
     checked = request(args, os.environ)
     store = open_store(checked.connection, checked.bucket, MARKER_READS, checked.package)
-    view = poller_view(checked.package, read_folders(store, checked.package, MARKER_READS))
+    view = poller_view(checked.package, read_folders(store, checked.package))
     code = exit_code(view)
     if view.poll_error:
         emit(f"gos3matic: PROBLEM: {view.poll_error}", sys.stderr)
