@@ -350,8 +350,8 @@ class PollerView:
         if self.unparseable_pending:
             found.append(
                 f"folder name(s) the poller cannot parse: {_names(self.unparseable_pending)}; "
-                "harmless while their marker lacks 'completed', because the poller parses "
-                "complete folders only (never complete them)"
+                "harmless while their marker lacks 'completed' (the poller parses complete "
+                "folders only); never complete them"
             )
         return found
 
