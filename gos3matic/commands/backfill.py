@@ -55,11 +55,11 @@ from gos3matic.store.protocols import Bucket
 NAME = "backfill"
 SHOWN = 10  # folder names in one line of the summary
 BACKFILL_NOTE = """\
-First every folder without a marker gets a pending one (no 'completed'), so that GoCD's poll of
-the package succeeds however the run ends. Then revisions are completed in ascending order and
-the run stops at the first one that fails: the poller only ever moves forward, so completing a
-later revision first would hide the failed one for good. A re-run resumes: complete revisions
-and annotated objects are skipped.
+First every folder without a marker gets a pending one (no 'completed'), so that no folder
+makes GoCD's poll of the package fail, however the run ends. Then revisions are completed in
+ascending order and the run stops at the first one that fails: the poller only ever moves
+forward, so completing a later revision first would hide the failed one for good. A re-run
+resumes: complete revisions and annotated objects are skipped.
 
 On more than one machine: 'backfill --shard K/N' in a job with N run instances annotates its
 share of every incomplete revision, and 'backfill --mark-only' in the next stage checks and

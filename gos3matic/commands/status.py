@@ -27,7 +27,7 @@ SHOWN = 10  # names per row of the status table; --json has them all
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
         NAME,
-        help="what GoCD's poller sees in a package, and what it does not tell",
+        help="what GoCD's poller sees in a package, whether its poll fails and why",
         description=textwrap.fill(
             "Compute what GoCD's s3material poller reports for s3://BUCKET/"
             "PIPELINE/STAGE/JOB/ (the latest complete revision, its label, user, traceback URL "
