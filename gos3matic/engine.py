@@ -38,6 +38,13 @@ PART_COPIES = 4  # objects copied in parts at once; each runs its parts in paral
 STOP_POLL = 0.1  # seconds between looks at the stop flag while waiting for room
 
 
+class Unread:
+    """A marker not read yet (None already means: no marker)."""
+
+
+UNREAD = Unread()
+
+
 class Progress(Protocol):
     def listed(self, tally: Tally) -> None: ...
 
@@ -132,7 +139,7 @@ def annotate_prefix(
     copier = bucket.large_copier(stop, plan.multipart_threshold, plan.part_size, keep_grants)
     tally = Tally()
     try:
-        listing_failure = asyncio.run(
+        listing_failure, existing = asyncio.run(
             _annotate_objects(plan, store, copier, keep_grants, tally, progress, stop, announce)
         )
     finally:
@@ -147,7 +154,7 @@ def annotate_prefix(
         tally.failures.append(Failure(plan.prefix, f"listing stopped: {describe(listing_failure)}"))
 
     outcome = Outcome(tally, MarkerState.WITHHELD, interrupted=stop.is_set())
-    finish_marker(plan, bucket, outcome, announce)
+    finish_marker(plan, bucket, outcome, announce, existing)
     outcome.elapsed = time.monotonic() - started
     outcome.requests = replace(store.flow.stats)
     return outcome
@@ -162,11 +169,12 @@ async def _annotate_objects(
     progress: Progress,
     stop: threading.Event,
     announce: Callable[[Write], None],
-) -> BaseException | None:
-    """The listing streams into one task per object, as many at once as the flow control's
-    ceiling; the answer to each lands in the tally. Returns what stopped the listing, if
-    anything did."""
+) -> tuple[BaseException | None, Mapping[str, str] | Unread | None]:
+    """The listing streams into one task per object, as many at once as the flow control lets
+    requests out; the answer to each lands in the tally. Returns what stopped the listing, if
+    anything did, and the marker as it was at the start, read meanwhile."""
     loop = asyncio.get_running_loop()
+    marker_read = loop.create_task(_marker_now(store.objects, plan))
     parts = ThreadPoolExecutor(PART_COPIES, thread_name_prefix="parts")
 
     async def copy_in_parts(params: Mapping[str, Any], size: int) -> str | None:
@@ -223,7 +231,20 @@ async def _annotate_objects(
         while running:  # an interrupt lets in-flight requests end; copies in parts abort
             await asyncio.wait(set(running))
         parts.shutdown(wait=True)
-    return listing_failure
+    return listing_failure, await marker_read
+
+
+async def _marker_now(objects: ObjectStore, plan: Plan) -> Mapping[str, str] | Unread | None:
+    """The marker's metadata before this run writes it, read while the objects are done."""
+    if plan.dry_run or not plan.write_marker or plan.shard is not None:
+        return UNREAD
+    try:
+        head = await objects.head_object(plan.marker_key)
+    except S3Error as error:
+        return None if error.code in ("NotFound", "NoSuchKey") else UNREAD
+    except NetworkError:
+        return UNREAD  # asked again at the end
+    return dict(head.get("Metadata") or {})
 
 
 async def _listing(bucket: Bucket, prefix: str, stop: threading.Event) -> AsyncIterator[Listed]:
@@ -247,9 +268,16 @@ async def _listing(bucket: Bucket, prefix: str, stop: threading.Event) -> AsyncI
 
 
 def finish_marker(
-    plan: Plan, bucket: Bucket, outcome: Outcome, announce: Callable[[Write], None]
+    plan: Plan,
+    bucket: Bucket,
+    outcome: Outcome,
+    announce: Callable[[Write], None],
+    existing: Mapping[str, str] | Unread | None = UNREAD,
 ) -> None:
-    """The marker, only when the tally is clean: written and read back, or why it was not."""
+    """The marker, only when the tally is clean: written and read back, or why it was not.
+
+    `existing`: the marker's metadata as read at the start of the run (None: no marker), to
+    save a round trip; read here when not given."""
     tally = outcome.tally
     if outcome.interrupted:
         outcome.marker = MarkerState.INTERRUPTED
@@ -266,16 +294,22 @@ def finish_marker(
         announce(Write(plan.bucket, plan.marker_key, plan.marker_metadata))
     else:
         try:
-            write_marker(plan, bucket, outcome)
+            write_marker(plan, bucket, outcome, existing)
         except (S3Error, NetworkError) as error:
             outcome.marker = MarkerState.WITHHELD
             tally.failed += 1
             tally.failures.append(Failure(plan.marker_key, f"marker: {describe(error)}"))
 
 
-def write_marker(plan: Plan, bucket: Bucket, outcome: Outcome) -> None:
+def write_marker(
+    plan: Plan,
+    bucket: Bucket,
+    outcome: Outcome,
+    existing: Mapping[str, str] | Unread | None = UNREAD,
+) -> None:
     """PUT the marker unless an identical one is there, then read it back: trust, but verify."""
-    existing = bucket.head_metadata(plan.marker_key)
+    if isinstance(existing, Unread):
+        existing = bucket.head_metadata(plan.marker_key)
     wanted = marker_metadata(existing, plan.marker_metadata)
     if _carries(existing, wanted):
         outcome.marker, outcome.marker_verified = MarkerState.ALREADY_PRESENT, True
