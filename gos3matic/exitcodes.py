@@ -19,19 +19,34 @@ class ExitCode(enum.IntEnum):
 
 # What 0 and 1 mean differ by command; 2, 3, 4 and 130 mean the same everywhere.
 MEANINGS: dict[str, dict[ExitCode, str]] = {
+    "begin": {
+        ExitCode.OK: "the pending marker is written and read back, or a marker (complete or "
+        "pending) was already there and is left as it is",
+        ExitCode.FAILED: "the pending marker could not be written",
+    },
     "annotate": {
         ExitCode.OK: "every object annotated (or already was) and the marker written and read back",
         ExitCode.FAILED: "objects failed (named on stderr and in --json), or nothing under PATH; "
-        "no marker",
+        "no complete marker (a pending one keeps the package pollable)",
     },
     "status": {
-        ExitCode.OK: "GoCD sees a complete revision, and can parse every folder name",
-        ExitCode.FAILED: "GoCD triggers nothing from this package: a folder name the poller "
-        "cannot parse, or no complete revision at all",
+        ExitCode.OK: "GoCD's poll succeeds and reports a complete revision",
+        ExitCode.FAILED: "GoCD's poll fails, so it triggers nothing from this package: a folder "
+        "without a marker, a complete folder it cannot parse, no complete revision, or nothing "
+        "under the package at all",
+    },
+    "repair": {
+        ExitCode.OK: "GoCD's poll of the package succeeds now (with --dry-run: would, after the "
+        "writes listed)",
+        ExitCode.FAILED: "it still fails (no complete revision yet, say), or a write failed; "
+        "stderr says why",
     },
     "backfill": {
-        ExitCode.OK: "every incomplete revision is now complete (or there was none)",
-        ExitCode.FAILED: "a revision failed; the run stopped there (a re-run resumes)",
+        ExitCode.OK: "every folder has a marker and every incomplete revision is now complete "
+        "(or there was none); --shard: its share of every incomplete revision annotated",
+        ExitCode.FAILED: "a revision failed (the run stopped there, every folder left "
+        "pollable; a re-run resumes), --mark-only found a revision not fully annotated, or "
+        "nothing is under the package",
     },
     "mark": {
         ExitCode.OK: "the marker is written and read back (or was already there)",
@@ -45,11 +60,14 @@ COMMON = {
     ExitCode.BAD_INPUT: "bad input: nothing was written",
     ExitCode.ENVIRONMENT: "credentials, endpoint or bucket unusable: nothing was written",
     ExitCode.MARKER_NOT_KEPT: "the store did not keep the marker's metadata",
-    ExitCode.INTERRUPTED: "interrupted (SIGINT/SIGTERM); no marker",
+    ExitCode.INTERRUPTED: "interrupted (SIGINT/SIGTERM); no complete marker",
 }
 # Commands that never write a marker or run long enough to be interrupted.
 NOT_APPLICABLE: dict[str, frozenset[ExitCode]] = {
     "status": frozenset({ExitCode.MARKER_NOT_KEPT, ExitCode.INTERRUPTED}),
+    "begin": frozenset({ExitCode.INTERRUPTED}),
+    # a pending marker needs no metadata to keep a folder pollable: what repair writes has none
+    "repair": frozenset({ExitCode.MARKER_NOT_KEPT, ExitCode.INTERRUPTED}),
     # Reads the environment only: no CI detected, or a value the poller cannot parse, is exit 2.
     "revision": frozenset({ExitCode.ENVIRONMENT, ExitCode.MARKER_NOT_KEPT, ExitCode.INTERRUPTED}),
 }

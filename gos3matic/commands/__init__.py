@@ -4,6 +4,6 @@ and one entry in COMMANDS."""
 
 from __future__ import annotations
 
-from gos3matic.commands import annotate, backfill, mark, revision, status
+from gos3matic.commands import annotate, backfill, begin, mark, repair, revision, status
 
-COMMANDS = (annotate, status, backfill, mark, revision)
+COMMANDS = (begin, annotate, status, repair, backfill, mark, revision)

@@ -8,11 +8,12 @@ import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 from gos3matic.commands import options
 from gos3matic.commands.runtime import (
     Connection,
+    Store,
     emit,
     info_stream,
     install_stop_signals,
@@ -22,8 +23,11 @@ from gos3matic.commands.runtime import (
 from gos3matic.core.contract import normalize_prefix
 from gos3matic.core.outcome import MarkerState, Outcome, Plan, Write
 from gos3matic.engine import annotate_prefix
+from gos3matic.errors import NetworkError, S3Error
 from gos3matic.exitcodes import ExitCode, epilog
+from gos3matic.markers import PendingMarker, pending_before_annotating
 from gos3matic.report import (
+    error_line,
     outcome_document,
     parameter_table,
     summary_text,
@@ -123,6 +127,23 @@ def exit_code(outcome: Outcome) -> ExitCode:
     return ExitCode.OK
 
 
+def keep_pollable(plan: Plan, store: Store, info: TextIO, quiet: bool) -> PendingMarker | None:
+    """The first write: a pending marker when objects are there without one, so that GoCD's
+    poll of the package skips this folder, instead of failing, while the run lasts and after a
+    failed or interrupted one. Never over a marker already there."""
+    try:
+        pending = pending_before_annotating(store.bucket, plan)
+    except (S3Error, NetworkError) as error:
+        error_line(
+            f"cannot write the pending marker s3://{plan.bucket}/{plan.marker_key} ({error}); "
+            "carrying on, but GoCD's poll of this package fails until the folder has a marker"
+        )
+        return None
+    if pending is not None and pending.written and not quiet:
+        emit(pending.sentence(plan.bucket), info)
+    return pending
+
+
 def run(args: argparse.Namespace) -> int:
     checked = request(args, os.environ)
     plan = checked.plan
@@ -134,6 +155,9 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     install_stop_signals(stop)
     store = open_store(checked.connection, plan.bucket, plan.workers, plan.marker_key)
+    pending = None
+    if plan.write_marker and not plan.dry_run:
+        pending = keep_pollable(plan, store, info, args.quiet)
     progress = progress_for(args)
 
     def announce(write: Write) -> None:
@@ -143,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
         outcome = annotate_prefix(plan, store, progress, stop, announce)
     finally:
         progress.close()
+    if pending is not None and pending.new_version:
+        outcome.tally.new_versions += 1  # the pending marker is a version this run made too
     code = exit_code(outcome)
     emit(summary_text(outcome, plan.dry_run), info)
     if args.json:
@@ -152,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
             "marker_key": plan.marker_key,
             "dry_run": plan.dry_run,
             **outcome_document(outcome),
+            "pending_marker": pending.state.value if pending else None,
             "exit_code": int(code),
         }
         emit(to_json(document), sys.stdout)

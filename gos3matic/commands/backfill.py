@@ -7,8 +7,8 @@ import os
 import sys
 import textwrap
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,29 +27,51 @@ from gos3matic.core.backfill import (
     parse_label_map,
     revision_environment,
 )
-from gos3matic.core.contract import traceback_url_from_env
+from gos3matic.core.contract import (
+    TRACEBACK_KEY,
+    USER_KEY,
+    parse_revision,
+    traceback_url_from_env,
+)
 from gos3matic.core.metadata import encode_annotation
 from gos3matic.core.outcome import MarkerState, Outcome, Plan, Tally, Write
-from gos3matic.core.poller import Folder, PollerView, normalize_package
-from gos3matic.engine import annotate_prefix, read_package
-from gos3matic.errors import InputError
+from gos3matic.core.poller import Folder, PollerView, normalize_package, poller_view
+from gos3matic.core.shards import Shard
+from gos3matic.engine import annotate_prefix, finish_marker
+from gos3matic.errors import InputError, NetworkError, S3Error
 from gos3matic.exitcodes import ExitCode, epilog
+from gos3matic.markers import PendingMarker, read_folders, write_pending
 from gos3matic.report import (
+    FAILURES_SHOWN,
+    error_line,
     failure_lines,
     parameter_table,
     summary_text,
     tally_document,
     to_json,
 )
+from gos3matic.store.protocols import Bucket
 
 NAME = "backfill"
 SHOWN = 10  # folder names in one line of the summary
 BACKFILL_NOTE = """\
-Revisions run in ascending order and the run stops at the first one that fails: the poller
-only ever moves forward, so completing a later revision first would hide the failed one for
-good. A re-run resumes: complete revisions and annotated objects are skipped.
+First every folder without a marker gets a pending one (no 'completed'), so that no folder
+makes GoCD's poll of the package fail, however the run ends. Then revisions are completed in
+ascending order and the run stops at the first one that fails: the poller only ever moves
+forward, so completing a later revision first would hide the failed one for good. A re-run
+resumes: complete revisions and annotated objects are skipped.
+
+On more than one machine: 'backfill --shard K/N' in a job with N run instances annotates its
+share of every incomplete revision, and 'backfill --mark-only' in the next stage checks and
+completes them.
 
 """
+
+
+class Mode:
+    COMPLETE = "complete"  # annotate each revision, then its marker
+    SHARD = "shard"  # annotate one share of every revision's objects; no complete marker
+    MARK_ONLY = "mark-only"  # check each revision as `mark` does, then its marker
 
 
 def add_parser(commands: Any) -> None:
@@ -57,10 +79,10 @@ def add_parser(commands: Any) -> None:
         NAME,
         help="annotate and mark every incomplete revision of a package",
         description=textwrap.fill(
-            "Annotate every incomplete revision folder under s3://BUCKET/PIPELINE/"
-            "STAGE/JOB/ (its objects, then its marker), labelled with its pipeline counter (42.1 "
-            "-> 42) or from --label-map. Complete revisions and folder names the poller cannot "
-            "parse are left alone."
+            "Give every folder under s3://BUCKET/PIPELINE/STAGE/JOB/ without a marker a pending "
+            "one, then annotate every incomplete revision folder (its objects, then its marker), "
+            "labelled with its pipeline counter (42.1 -> 42) or from --label-map. Complete "
+            "revisions and folder names the poller cannot parse are never completed."
         ),
         epilog=BACKFILL_NOTE + epilog(NAME),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -73,7 +95,21 @@ def add_parser(commands: Any) -> None:
         "are labelled with their pipeline counter",
     )
     options.add_annotation_options(parser, label=False)
-    options.add_run_options(parser)
+    run_group = options.add_run_options(parser)
+    run_group.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="annotate only shard K of N of the objects of every incomplete revision and write "
+        "no complete marker; 'backfill --mark-only' completes them once all N passed (default: "
+        "$GO_JOB_RUN_INDEX/$GO_JOB_RUN_COUNT when both are set; 1/1 is everything)",
+    )
+    run_group.add_argument(
+        "--mark-only",
+        action="store_true",
+        help="annotate nothing: check that every object of each incomplete revision carries "
+        "its label, as 'mark' does, and complete the revisions in ascending order, stopping at "
+        "the first that is not fully annotated",
+    )
     options.add_large_object_options(parser)
     options.add_output_options(parser)
     options.add_connection_options(parser)
@@ -88,6 +124,8 @@ class BackfillRequest:
     connection: Connection
     table: list[options.Row]
     revision_plan: Callable[[str], tuple[Plan, str, LabelSource]]
+    mode: str = Mode.COMPLETE
+    shard: Shard | None = None
 
 
 def read_label_map(path: str | None) -> dict[str, str]:
@@ -100,6 +138,32 @@ def read_label_map(path: str | None) -> dict[str, str]:
     return parse_label_map(text, path)
 
 
+def mode_from(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, Shard | None, str]:
+    """--mark-only, else --shard K/N or GoCD's run instance, else the whole job on one machine."""
+    if args.mark_only:
+        if args.shard is not None:
+            raise InputError("--mark-only and --shard exclude each other: mark in the next stage")
+        return (
+            Mode.MARK_ONLY,
+            None,
+            (
+                "mark only: check every incomplete revision is fully annotated, then complete "
+                "them in ascending order"
+            ),
+        )
+    shard, shard_row = options.shard_from(args, env)
+    if shard is not None:
+        return (
+            Mode.SHARD,
+            shard,
+            (
+                f"shard {shard_row}; annotate that share of every incomplete revision, no complete "
+                "marker ('backfill --mark-only' writes them)"
+            ),
+        )
+    return Mode.COMPLETE, None, "annotate, then complete, each incomplete revision in order"
+
+
 def request(args: argparse.Namespace, env: Mapping[str, str]) -> BackfillRequest:
     """Every input checked before any client exists, the label map to its last line."""
     bucket = options.validate_bucket(args.bucket)
@@ -108,6 +172,7 @@ def request(args: argparse.Namespace, env: Mapping[str, str]) -> BackfillRequest
     workers = options.workers_from(args)
     multipart_threshold, part_size, multipart_row = options.multipart_from(args)
     connection, endpoint_row = options.connection_from(args, env)
+    mode, shard, mode_row = mode_from(args, env)
 
     def revision_plan(name: str) -> tuple[Plan, str, LabelSource]:
         """The plan annotate would make in the upstream job that produced revision NAME."""
@@ -122,6 +187,7 @@ def request(args: argparse.Namespace, env: Mapping[str, str]) -> BackfillRequest
             dry_run=args.dry_run,
             multipart_threshold=multipart_threshold,
             part_size=part_size,
+            shard=shard,
         )
         return plan, label, source
 
@@ -156,10 +222,13 @@ def request(args: argparse.Namespace, env: Mapping[str, str]) -> BackfillRequest
         ("custom keys", rows["custom keys"]),
         ("max in flight", str(workers)),
         multipart_row,
+        ("work", mode_row),
     ]
     if args.dry_run:
         table.append(("mode", "dry run: nothing will be written"))
-    return BackfillRequest(bucket, package, label_map, connection, table, revision_plan)
+    return BackfillRequest(
+        bucket, package, label_map, connection, table, revision_plan, mode, shard
+    )
 
 
 @dataclass
@@ -170,6 +239,7 @@ class RevisionRun:
     plan: Plan
     label: str
     source: LabelSource
+    checked: bool = False  # --mark-only: the objects were only read
     outcome: Outcome | None = None
 
     @property
@@ -181,29 +251,53 @@ class RevisionRun:
             return "interrupted"
         if outcome.tally.failed:
             return "failed"
+        if self.checked and outcome.tally.would_annotate:
+            return "not-annotated"
         return {
             MarkerState.WRITTEN: "completed",
             MarkerState.ALREADY_PRESENT: "completed",
             MarkerState.NOT_KEPT: "marker-not-kept",
             MarkerState.EMPTY: "empty",
             MarkerState.DRY_RUN: "would-complete",
+            MarkerState.SHARDED: "share-annotated",
         }.get(outcome.marker, outcome.marker.value)
 
     @property
     def stops_the_run(self) -> bool:
-        return self.result in ("failed", "interrupted", "marker-not-kept")
+        return self.result in ("failed", "interrupted", "marker-not-kept", "not-annotated")
+
+
+@dataclass(frozen=True)
+class PendingWrite:
+    """A folder that had no marker, and the pending marker backfill gave it (or failed to)."""
+
+    folder: str
+    marker: PendingMarker | None
+    error: str | None = None
+
+    @property
+    def result(self) -> str:
+        return self.marker.state.value if self.marker else "failed"
 
 
 @dataclass
 class Backfill:
     view: PollerView
+    mode: str = Mode.COMPLETE
     runs: list[RevisionRun] = field(default_factory=list)
+    pending: list[PendingWrite] = field(default_factory=list)
+
+    @property
+    def pending_failed(self) -> list[PendingWrite]:
+        return [write for write in self.pending if write.marker is None]
 
     def exit_code(self) -> ExitCode:
         results = {run.result for run in self.runs}
         if "interrupted" in results:
             return ExitCode.INTERRUPTED
-        if "failed" in results:
+        if self.view.folders == 0 or self.pending_failed:
+            return ExitCode.FAILED
+        if results & {"failed", "not-annotated"}:
             return ExitCode.FAILED
         if "marker-not-kept" in results:
             return ExitCode.MARKER_NOT_KEPT
@@ -213,21 +307,107 @@ class Backfill:
 RESULT_SENTENCES = {
     "completed": "complete: objects annotated, marker written and read back",
     "would-complete": "would be completed (dry run)",
-    "empty": "left incomplete: no object under it, only a marker without 'completed'",
-    "failed": "FAILED: marker withheld; the run stopped here",
+    "empty": "left pending: no object under it, only a marker without 'completed'",
+    "failed": "FAILED: marker withheld, the folder stays pending; the run stopped here",
     "marker-not-kept": "FAILED: the store did not keep the marker's metadata; the run stopped",
-    "interrupted": "interrupted: marker withheld",
-    "not-started": "not started (an earlier revision stopped the run)",
+    "interrupted": "interrupted: marker withheld, the folder stays pending",
+    "not-started": "not started (an earlier revision stopped the run); pending",
+    "share-annotated": "this shard's share annotated; 'backfill --mark-only' completes it",
+    "not-annotated": "NOT COMPLETED: objects lack the annotation (named above); the run "
+    "stopped here",
 }
+
+
+# -- the two phases -------------------------------------------------------------------------------
+
+
+def write_pending_markers(
+    bucket: Bucket,
+    package: str,
+    view_folders: Sequence[Folder],
+    runs: Sequence[RevisionRun],
+    dry_run: bool,
+) -> list[PendingWrite]:
+    """Phase one: a pending marker in every folder without one, before any revision is touched.
+
+    A revision to complete gets its annotation (minus `completed`), any other folder an empty
+    pending marker. Never over a marker that appeared meanwhile (If-None-Match).
+    """
+    plans = {run.folder.name: run.plan for run in runs}
+    written = []
+    for folder in view_folders:
+        if folder.marker is not None:
+            continue
+        plan = plans.get(folder.name)
+        metadata = plan.marker_metadata if plan is not None else {}
+        key = f"{package}{folder.name}/"
+        try:
+            written.append(PendingWrite(folder.name, write_pending(bucket, key, metadata, dry_run)))
+        except (S3Error, NetworkError) as error:
+            written.append(PendingWrite(folder.name, None, f"{key}: {error}"))
+    return written
+
+
+def complete_revisions(
+    runs: Sequence[RevisionRun],
+    complete: Callable[[RevisionRun], Outcome],
+    stop: threading.Event,
+) -> None:
+    """Phase two: complete RUNS one at a time, in ascending revision order (as given).
+
+    The rule: complete markers appear strictly in ascending order, and never past a revision
+    that failed, was interrupted, lost its marker's metadata or (--mark-only) is not fully
+    annotated; the later ones are left pending, `not-started`. GoCD's poller only moves forward:
+    a later revision completed first would make it skip the earlier one for good. A revision
+    with nothing in it but its marker ends `empty` and does not stop the run.
+    """
+    for run in runs:
+        if stop.is_set():
+            break
+        run.outcome = complete(run)
+        if run.stops_the_run:
+            break
+
+
+def annotate_shares(
+    runs: Sequence[RevisionRun],
+    annotate_share: Callable[[RevisionRun], Outcome],
+    stop: threading.Event,
+) -> None:
+    """--shard: this shard's share of every revision. No marker is written, so no order to keep,
+    and a failed revision does not stop the others: the mark-only stage will not pass it."""
+    for run in runs:
+        if stop.is_set():
+            break
+        run.outcome = annotate_share(run)
+
+
+def check_plan_for(plan: Plan) -> Plan:
+    """What `mark` checks: every object carries the label and custom keys. The user and URL
+    legitimately differ between the instances of a fan-out and on a re-run."""
+    shared = {k: v for k, v in plan.annotation.items() if k not in (USER_KEY, TRACEBACK_KEY)}
+    return replace(plan, annotation=shared, dry_run=True, write_marker=False, shard=None)
+
+
+# -- the report -----------------------------------------------------------------------------------
 
 
 def backfill_summary(backfill: Backfill) -> str:
     lines = []
+    for write in backfill.pending:
+        state = write.result if write.marker else f"FAILED: {write.error}"
+        lines.append(f"  {write.folder}  had no marker: pending marker {state}")
     for run in backfill.runs:
         tally = run.outcome.tally if run.outcome else Tally()
-        done = tally.would_annotate if run.plan.dry_run else tally.annotated
-        verb = "would annotate" if run.plan.dry_run else "annotated"
-        counts = f"{verb} {done}, skipped {tally.skipped}, failed {tally.failed}"
+        if run.checked:
+            counts = (
+                f"checked {tally.listed}: {tally.skipped} annotated, {tally.would_annotate} "
+                f"not annotated, {tally.failed} unreadable"
+            )
+        else:
+            done = tally.would_annotate if run.plan.dry_run else tally.annotated
+            verb = "would annotate" if run.plan.dry_run else "annotated"
+            counts = f"{verb} {done}, skipped {tally.skipped}, failed {tally.failed}"
         sentence = RESULT_SENTENCES.get(run.result, run.result)
         lines.append(
             f"  {run.folder.name}  label {run.label}  {sentence}"
@@ -235,13 +415,15 @@ def backfill_summary(backfill: Backfill) -> str:
         )
         lines += failure_lines(tally, "    ")
     view = backfill.view
-    if not backfill.runs:
+    if view.folders == 0:
+        lines.append(f"  nothing under {view.package} at all: is PIPELINE/STAGE/JOB spelled right?")
+    elif not backfill.runs:
         lines.append("  nothing to backfill: no incomplete revision")
     lines.append(f"  complete        {len(view.complete)}  (left alone)")
     if view.unparseable:
         lines.append(
-            f"  unparseable     {len(view.unparseable)}  (not touched: "
-            f"{', '.join(view.unparseable[:SHOWN])}; they still break polling)"
+            f"  unparseable     {len(view.unparseable)}  (never completed: "
+            f"{', '.join(view.unparseable[:SHOWN])})"
         )
     return "\n".join(lines)
 
@@ -263,16 +445,54 @@ def backfill_document(
                 "marker_state": run.outcome.marker.value if run.outcome else None,
             }
         )
+    shard = request.shard
     document = {
         "bucket": request.bucket,
         "package": request.package,
         "dry_run": dry_run,
+        "mode": backfill.mode,
+        "shard": f"{shard[0]}/{shard[1]}" if shard else None,
+        "no_marker": list(backfill.view.no_marker),
+        "pending_markers": [
+            {"folder": write.folder, "result": write.result, "error": write.error}
+            for write in backfill.pending
+        ],
         "revisions": revisions,
         "complete": list(backfill.view.complete),
         "unparseable": list(backfill.view.unparseable),
         "exit_code": code,
     }
     return document
+
+
+def warn_about_folders(view: PollerView, runs: Sequence[RevisionRun]) -> None:
+    if view.unparseable_complete:
+        emit(
+            f"gos3matic: WARNING: complete folder(s) the poller cannot parse: "
+            f"{', '.join(view.unparseable_complete)}; they still make every poll of the package "
+            "fail: 'gos3matic repair' takes 'completed' off their markers",
+            sys.stderr,
+        )
+    others = [name for name in view.unparseable if name not in view.unparseable_complete]
+    if others:
+        emit(
+            f"gos3matic: note: not completing folder name(s) the poller cannot parse: "
+            f"{', '.join(others)}; their pending marker keeps them harmless",
+            sys.stderr,
+        )
+    if view.unusual:
+        emit(
+            f"gos3matic: note: not completing folder name(s) that are not <N>.<M>: "
+            f"{', '.join(view.unusual)}; annotate them by hand if they are revisions",
+            sys.stderr,
+        )
+    three_part = [run.folder.name for run in runs if run.folder.name in view.three_part]
+    if three_part:
+        emit(
+            f"gos3matic: warning: completing three-part folder(s) {', '.join(three_part)}: "
+            "the poller will report them, the fetch task will not find them",
+            sys.stderr,
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -283,29 +503,38 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     install_stop_signals(stop)
     store = open_store(checked.connection, checked.bucket, args.workers, checked.package)
-    view = read_package(store, checked.package)
+    folders = read_folders(store, checked.package)
+    view = poller_view(checked.package, folders)
     # Every plan before any write: a label that cannot be stored refuses the whole run.
+    targets = [f for f in view.incomplete if parse_revision(f.name) is not None]
     backfill = Backfill(
-        view, [RevisionRun(f, *checked.revision_plan(f.name)) for f in view.incomplete]
+        view,
+        checked.mode,
+        [
+            RevisionRun(f, *checked.revision_plan(f.name), checked=checked.mode == Mode.MARK_ONLY)
+            for f in targets
+        ],
     )
+    if view.folders == 0:
+        error_line(
+            f"nothing under s3://{checked.bucket}/{checked.package} at all: no folder, so "
+            "nothing to backfill (is PIPELINE/STAGE/JOB spelled right?)"
+        )
 
-    if view.unparseable:
-        emit(
-            f"gos3matic: WARNING: not touching folder name(s) the poller cannot parse: "
-            f"{', '.join(view.unparseable)}; they break polling for the whole package "
-            "until they are moved or deleted",
-            sys.stderr,
-        )
-    three_part = [run.folder.name for run in backfill.runs if run.folder.name in view.three_part]
-    if three_part:
-        emit(
-            f"gos3matic: warning: completing three-part folder(s) {', '.join(three_part)}: "
-            "the poller will report them, the fetch task will not find them",
-            sys.stderr,
-        )
+    warn_about_folders(view, backfill.runs)
     unused = sorted(set(checked.label_map) - {run.folder.name for run in backfill.runs})
     if unused:
         emit(f"gos3matic: note: --label-map revisions not backfilled: {', '.join(unused)}", info)
+
+    backfill.pending = write_pending_markers(
+        store.bucket, checked.package, folders, backfill.runs, args.dry_run
+    )
+    for write in backfill.pending:
+        if write.marker is None:
+            error_line(f"cannot write a pending marker: {write.error}")
+        elif not args.quiet:
+            emit(write.marker.sentence(checked.bucket), info)
+
     if not args.quiet:
         emit(f"{len(backfill.runs)} incomplete revision(s), in ascending order:", info)
         for run in backfill.runs:
@@ -318,20 +547,53 @@ def run(args: argparse.Namespace) -> int:
     def announce(write: Write) -> None:
         emit(write.sentence(), info)
 
-    for run in backfill.runs:
-        if stop.is_set():
-            break
+    named: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def not_annotated(write: Write) -> None:
+        # The check is the engine's dry run: it names each object annotate would still write.
+        revision = write.key[len(checked.package) :].split("/", 1)[0]
+        with lock:
+            named[revision] = named.get(revision, 0) + 1
+            if named[revision] <= FAILURES_SHOWN:
+                emit(f"not annotated: s3://{write.bucket}/{write.key}", info)
+
+    def annotate(run: RevisionRun) -> Outcome:
+        """Annotate one revision's objects (its share, with --shard), then its marker."""
         if not args.quiet:
             emit(f"-- {run.folder.name} (label {run.label})", info)
         progress = progress_for(args)
         try:
-            run.outcome = annotate_prefix(run.plan, store, progress, stop, announce)
+            outcome = annotate_prefix(run.plan, store, progress, stop, announce)
         finally:
             progress.close()
         if not args.quiet:
-            emit(summary_text(run.outcome, run.plan.dry_run), info)
-        if run.stops_the_run:
-            break
+            emit(summary_text(outcome, run.plan.dry_run), info)
+        return outcome
+
+    def check_and_mark(run: RevisionRun) -> Outcome:
+        """Read every object of one revision, as `mark` does; the marker only if all carry it."""
+        if not args.quiet:
+            emit(f"-- {run.folder.name} (label {run.label}): checking", info)
+        progress = progress_for(args)
+        try:
+            check = annotate_prefix(check_plan_for(run.plan), store, progress, stop, not_annotated)
+        finally:
+            progress.close()
+        outcome = Outcome(check.tally, MarkerState.WITHHELD, interrupted=check.interrupted)
+        outcome.elapsed = check.elapsed
+        if check.tally.would_annotate == 0:
+            finish_marker(run.plan, store.bucket, outcome, announce)
+        return outcome
+
+    if backfill.pending_failed:
+        pass  # markers cannot be written: completing revisions would fail the same way
+    elif checked.mode == Mode.SHARD:
+        annotate_shares(backfill.runs, annotate, stop)
+    elif checked.mode == Mode.MARK_ONLY:
+        complete_revisions(backfill.runs, check_and_mark, stop)
+    else:
+        complete_revisions(backfill.runs, annotate, stop)
 
     code = backfill.exit_code()
     if stop.is_set() and code == ExitCode.OK:

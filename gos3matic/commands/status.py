@@ -14,9 +14,9 @@ from typing import Any
 from gos3matic.commands import options
 from gos3matic.commands.runtime import Connection, emit, open_store
 from gos3matic.core.contract import LABEL_KEY
-from gos3matic.core.poller import PollerView, normalize_package
-from gos3matic.engine import read_package
+from gos3matic.core.poller import PollerView, normalize_package, poller_view
 from gos3matic.exitcodes import ExitCode, epilog
+from gos3matic.markers import read_folders
 from gos3matic.report import parameter_table, to_json
 
 NAME = "status"
@@ -27,12 +27,14 @@ SHOWN = 10  # names per row of the status table; --json has them all
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
         NAME,
-        help="what GoCD's poller sees in a package, and what it does not tell",
+        help="what GoCD's poller sees in a package, whether its poll fails and why",
         description=textwrap.fill(
             "Compute what GoCD's s3material poller reports for s3://BUCKET/"
             "PIPELINE/STAGE/JOB/ (the latest complete revision, its label, user, traceback URL "
-            "and timestamp) and what it does not: incomplete revisions, folder names it cannot "
-            "parse, three-part names the fetch task cannot find. Reads only."
+            "and timestamp), whether its poll throws and why (a folder without a marker, a "
+            "complete folder it cannot parse, no complete revision), what each poll costs, and "
+            "what it does not tell: incomplete revisions, three-part names the fetch task cannot "
+            "find. Reads only."
         ),
         epilog=epilog(NAME),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -59,7 +61,7 @@ def request(args: argparse.Namespace, env: Mapping[str, str]) -> StatusRequest:
 
 
 def exit_code(view: PollerView) -> ExitCode:
-    return ExitCode.OK if view.healthy else ExitCode.FAILED
+    return ExitCode.FAILED if view.poll_fails else ExitCode.OK
 
 
 def status_table(request: StatusRequest, view: PollerView) -> list[tuple[str, str]]:
@@ -67,7 +69,7 @@ def status_table(request: StatusRequest, view: PollerView) -> list[tuple[str, st
     rows = [
         ("package", f"s3://{request.bucket}/{request.package}"),
         ("endpoint", request.endpoint),
-        ("GoCD sees", latest.name if latest else "nothing (no complete revision)"),
+        ("GoCD sees", gocd_sees(view)),
     ]
     if latest is not None:
         rows += [
@@ -80,12 +82,23 @@ def status_table(request: StatusRequest, view: PollerView) -> list[tuple[str, st
     for name, listed in (
         ("complete", list(view.complete)),
         ("incomplete", incomplete),
+        ("no marker", list(view.no_marker)),
         ("unparseable", list(view.unparseable)),
         ("three-part", list(view.three_part)),
     ):
-        if listed or name != "three-part":
+        if listed or name not in ("three-part", "no marker"):
             rows.append((name, _count_and_names(listed)))
+    rows.append(("poll", f"FAILS: {view.poll_error}" if view.poll_error else "succeeds"))
+    rows.append(("poll cost", view.poll_cost()))
     return rows
+
+
+def gocd_sees(view: PollerView) -> str:
+    latest = view.latest
+    if view.poll_fails:
+        after = f"; {latest.name} once repaired" if latest else ""
+        return f"nothing: every poll fails{after}"
+    return latest.name if latest else "nothing (no complete revision)"
 
 
 def _count_and_names(names: list[str]) -> str:
@@ -111,9 +124,14 @@ def status_document(request: StatusRequest, view: PollerView, code: int) -> dict
         "incomplete_reasons": {f.name: f.why_incomplete for f in view.incomplete},
         "unparseable": list(view.unparseable),
         "three_part": list(view.three_part),
+        "no_marker": list(view.no_marker),
+        "poll_fails": view.poll_fails,
+        "poll_error": view.poll_error,
+        "poll_cost": {"lists": view.lists, "heads": view.heads},
         "healthy": view.healthy,
         "problems": view.problems(),
         "warnings": view.warnings(),
+        "notes": view.notes(),
         "exit_code": code,
     }
     return document
@@ -122,12 +140,16 @@ def status_document(request: StatusRequest, view: PollerView, code: int) -> dict
 def run(args: argparse.Namespace) -> int:
     checked = request(args, os.environ)
     store = open_store(checked.connection, checked.bucket, MARKER_READS, checked.package)
-    view = read_package(store, checked.package)
+    view = poller_view(checked.package, read_folders(store, checked.package))
     code = exit_code(view)
+    if view.poll_error:
+        emit(f"gos3matic: PROBLEM: {view.poll_error}", sys.stderr)
     for problem in view.problems():
         emit(f"gos3matic: PROBLEM: {problem}", sys.stderr)
     for warning in view.warnings():
         emit(f"gos3matic: warning: {warning}", sys.stderr)
+    for note in view.notes():
+        emit(f"gos3matic: note: {note}", sys.stderr)
     if args.json:
         emit(to_json(status_document(checked, view, code)), sys.stdout)
     else:

@@ -172,7 +172,7 @@ def test_seaweedfs_drops_the_marker_metadata_and_the_run_says_so(
     assert ANNOTATION.items() <= head["Metadata"].items()
 
 
-def test_one_failed_object_means_no_marker_and_its_key_named(
+def test_one_failed_object_means_no_complete_marker_and_its_key_named(
     run_cli, moto_s3, moto_client, moto_bucket
 ):
     seed_deliverable(moto_client, moto_bucket, count=3)
@@ -188,8 +188,8 @@ def test_one_failed_object_means_no_marker_and_its_key_named(
     assert "restore it first" in report["failures"][0]["error"]
     assert report["marker_written"] is False
     assert archived in result.stderr  # the human summary names it too
-    listed = moto_client.list_objects_v2(Bucket=moto_bucket, Prefix=PREFIX)["Contents"]
-    assert PREFIX not in [entry["Key"] for entry in listed]
+    # Pending, not missing: GoCD's poll skips the folder instead of failing on it.
+    assert "completed" not in moto_client.head_object(Bucket=moto_bucket, Key=PREFIX)["Metadata"]
 
 
 def test_nothing_to_annotate_is_a_failure_unless_allowed(
@@ -577,7 +577,7 @@ def test_the_parameter_table_shows_the_run_and_never_a_credential(
         assert secret not in result.stdout + result.stderr
 
 
-def test_interrupt_stops_new_work_writes_no_marker_and_a_rerun_finishes(
+def test_interrupt_stops_new_work_writes_no_complete_marker_and_a_rerun_finishes(
     moto_s3, moto_client, moto_bucket
 ):
     for index in range(400):
@@ -616,13 +616,8 @@ def test_interrupt_stops_new_work_writes_no_marker_and_a_rerun_finishes(
     report = json.loads(stdout)
     assert report["interrupted"] is True and report["marker_written"] is False
     assert 0 < report["annotated"] < 400
-    keys = [
-        e["Key"]
-        for e in moto_client.list_objects_v2(Bucket=moto_bucket, Prefix=PREFIX, MaxKeys=1)[
-            "Contents"
-        ]
-    ]
-    assert PREFIX not in keys
+    # Pending, not missing: GoCD's poll skips the folder instead of failing on it.
+    assert "completed" not in moto_client.head_object(Bucket=moto_bucket, Key=PREFIX)["Metadata"]
 
     again = subprocess.run(
         command, cwd=REPO, env=moto_s3.env(), capture_output=True, text=True, timeout=120

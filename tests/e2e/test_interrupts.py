@@ -41,8 +41,12 @@ def start_cli(server: Any, proxy: FaultProxy, bucket: str, *extra: str) -> subpr
 
 
 def marker_present(s3: Any, bucket: str) -> bool:
-    listed = s3.list_objects_v2(Bucket=bucket, Prefix=PREFIX).get("Contents", [])
-    return any(entry["Key"] == PREFIX for entry in listed)
+    """A complete marker, the one GoCD triggers on. A failed, interrupted or sharded run leaves a
+    pending one (no `completed`) instead, so that GoCD's poll of the package keeps working."""
+    try:
+        return "completed" in s3.head_object(Bucket=bucket, Key=PREFIX)["Metadata"]
+    except s3.exceptions.ClientError:
+        return False
 
 
 def annotated_keys(s3: Any, bucket: str) -> set[str]:

@@ -67,8 +67,12 @@ def uploads_left(s3: Any, bucket: str) -> list[Any]:
 
 
 def marker_present(s3: Any, bucket: str) -> bool:
-    listed = s3.list_objects_v2(Bucket=bucket, Prefix=PREFIX).get("Contents", [])
-    return any(entry["Key"] == PREFIX for entry in listed)
+    """A complete marker, the one GoCD triggers on. A failed, interrupted or sharded run leaves a
+    pending one (no `completed`) instead, so that GoCD's poll of the package keeps working."""
+    try:
+        return "completed" in s3.head_object(Bucket=bucket, Key=PREFIX)["Metadata"]
+    except s3.exceptions.ClientError:
+        return False
 
 
 def parts_in(etag: str) -> int:

@@ -67,14 +67,47 @@ def test_incomplete_revisions_are_listed_and_never_reported(
 
     result = status(run_cli, moto_s3, moto_bucket)
 
-    assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["revision"] == "41.1"
+    assert report["revision"] == "41.1"  # what GoCD reports once 42.1 has a marker
     assert report["incomplete"] == ["42.1", "43.1"]
     assert report["incomplete_reasons"] == {
         "42.1": "no marker",
         "43.1": "marker without 'completed'",
     }
+
+
+def test_a_folder_without_a_marker_fails_every_poll_and_is_exit_1(
+    run_cli, moto_s3, moto_client, moto_bucket
+):
+    # The poller HEADs 42.1/ with no catch around it: the 404 throws and GoCD triggers nothing.
+    publish(moto_client, moto_bucket, "41.1", "41")
+    upload(moto_client, moto_bucket, "42.1")
+
+    result = status(run_cli, moto_s3, moto_bucket)
+
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["no_marker"] == ["42.1"]
+    assert report["poll_fails"] is True and report["healthy"] is False
+    assert f"{PACKAGE}42.1/" in report["poll_error"]
+    assert "no marker object" in report["poll_error"]
+    assert "gos3matic repair" in result.stderr
+
+
+def test_a_pending_marker_keeps_the_package_polling_and_is_exit_0(
+    run_cli, moto_s3, moto_client, moto_bucket
+):
+    publish(moto_client, moto_bucket, "41.1", "41")
+    upload(moto_client, moto_bucket, "42.1")
+    mark(moto_client, moto_bucket, "42.1", go_pipeline_label="42")
+
+    result = status(run_cli, moto_s3, moto_bucket)
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["revision"] == "41.1"
+    assert report["no_marker"] == [] and report["poll_fails"] is False
+    assert report["poll_error"] is None
 
 
 def test_a_folder_the_poller_cannot_parse_is_exit_1_and_named(
@@ -95,6 +128,37 @@ def test_a_folder_the_poller_cannot_parse_is_exit_1_and_named(
     assert "latest" in result.stderr
 
 
+def test_a_complete_folder_the_poller_cannot_parse_is_exit_1(
+    run_cli, moto_s3, moto_client, moto_bucket
+):
+    publish(moto_client, moto_bucket, "42.1", "42")
+    publish(moto_client, moto_bucket, "latest", "42")
+
+    result = status(run_cli, moto_s3, moto_bucket)
+
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["poll_fails"] is True and report["no_marker"] == []
+    assert "'latest'" in report["poll_error"]
+
+
+def test_an_unparseable_folder_with_a_pending_marker_is_only_a_note(
+    run_cli, moto_s3, moto_client, moto_bucket
+):
+    # The poller parses complete folders only: a pending `latest` is never parsed.
+    publish(moto_client, moto_bucket, "42.1", "42")
+    upload(moto_client, moto_bucket, "latest")
+    mark(moto_client, moto_bucket, "latest")
+
+    result = status(run_cli, moto_s3, moto_bucket)
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["unparseable"] == ["latest"] and report["problems"] == []
+    assert "harmless" in report["notes"][0]
+    assert "note:" in result.stderr
+
+
 def test_no_complete_revision_is_exit_1_with_nulls(run_cli, moto_s3, moto_client, moto_bucket):
     upload(moto_client, moto_bucket, "42.1")
 
@@ -112,7 +176,20 @@ def test_a_package_with_nothing_in_it_is_exit_1(run_cli, moto_s3, moto_bucket):
     # The usual cause: a typo in PIPELINE/STAGE/JOB.
     result = status(run_cli, moto_s3, moto_bucket, package="app/build/pakage")
     assert result.returncode == 1
-    assert json.loads(result.stdout)["revision"] is None
+    report = json.loads(result.stdout)
+    assert report["revision"] is None and report["poll_fails"] is True
+    assert "nothing under app/build/pakage/ at all" in result.stderr
+
+
+def test_status_says_what_each_poll_costs(run_cli, moto_s3, moto_client, moto_bucket):
+    for counter in (40, 41, 42):
+        publish(moto_client, moto_bucket, f"{counter}.1", str(counter))
+
+    result = run_cli(moto_s3, "status", moto_bucket, "app/build/package")
+
+    assert result.returncode == 0, result.stderr
+    cost = next(line for line in result.stdout.splitlines() if "poll cost" in line)
+    assert "4 HEAD(s)" in cost and "one after the other" in cost and "1 LIST(s)" in cost
 
 
 def test_a_three_part_revision_is_a_warning_not_a_failure(
@@ -133,6 +210,7 @@ def test_a_three_part_revision_is_a_warning_not_a_failure(
 def test_the_human_table_says_what_gocd_sees(run_cli, moto_s3, moto_client, moto_bucket):
     publish(moto_client, moto_bucket, "42.1", "2.1.3.42")
     upload(moto_client, moto_bucket, "43.1")
+    mark(moto_client, moto_bucket, "43.1")
 
     result = run_cli(moto_s3, "status", moto_bucket, "app/build/package")
 
@@ -140,7 +218,20 @@ def test_the_human_table_says_what_gocd_sees(run_cli, moto_s3, moto_client, moto
     lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
     assert "42.1" in lines["GoCD"]
     assert "2.1.3.42" in lines["label"]
+    assert "43.1 (marker without 'completed')" in lines["incomplete"]
+
+
+def test_the_human_table_says_when_every_poll_fails(run_cli, moto_s3, moto_client, moto_bucket):
+    publish(moto_client, moto_bucket, "42.1", "2.1.3.42")
+    upload(moto_client, moto_bucket, "43.1")
+
+    result = run_cli(moto_s3, "status", moto_bucket, "app/build/package")
+
+    assert result.returncode == 1
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    assert "every poll fails" in lines["GoCD"] and "42.1 once repaired" in lines["GoCD"]
     assert "43.1 (no marker)" in lines["incomplete"]
+    assert any(line.split()[:2] == ["no", "marker"] for line in result.stdout.splitlines())
 
 
 def test_status_sees_what_annotate_wrote(run_cli, moto_s3, moto_client, moto_bucket):

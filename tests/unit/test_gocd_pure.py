@@ -75,7 +75,8 @@ def test_a_newer_incomplete_revision_is_not_reported_but_listed_with_its_reason(
         ("42.1", "no marker"),
         ("43.1", "marker without 'completed'"),
     ]
-    assert view.healthy
+    assert view.no_marker == ("42.1",)  # the poller's HEAD of 42.1/ answers 404 and it throws
+    assert view.poll_fails
 
 
 def test_completed_is_a_key_the_poller_only_checks_for_presence():
@@ -90,18 +91,19 @@ def test_a_marker_without_label_shows_as_unavailable():
 
 
 @pytest.mark.parametrize("name", ["latest", "v2", "2024-01-01", "42", "4 2.1", "2147483648.1"])
-def test_a_folder_name_the_poller_cannot_parse_makes_the_package_unhealthy(name):
-    view = poller_view(PACKAGE, [complete("42.1"), Folder(name, None)])
+def test_a_complete_folder_the_poller_cannot_parse_makes_the_package_unhealthy(name):
+    view = poller_view(PACKAGE, [complete("42.1"), complete(name)])
     assert view.unparseable == (name,)
     assert not view.healthy
     assert "every poll of this package fails" in view.problems()[0]
     assert view.latest is not None and view.latest.name == "42.1"  # what it would be, fixed
 
 
-def test_an_unparseable_folder_is_a_problem_even_when_it_has_no_marker():
-    # The contract: the poller parses every candidate, so the name alone breaks the poll.
+def test_an_unparseable_folder_without_a_marker_breaks_the_poll_by_its_missing_marker():
+    # The poller HEADs every folder before it parses the complete ones: the 404 comes first.
     view = poller_view(PACKAGE, [complete("42.1"), Folder("latest", None)])
     assert not view.healthy
+    assert view.no_marker == ("latest",)
 
 
 def test_a_counter_beyond_javas_int_cannot_be_parsed_by_the_poller():
@@ -111,7 +113,7 @@ def test_a_counter_beyond_javas_int_cannot_be_parsed_by_the_poller():
 
 
 def test_no_complete_revision_means_gocd_has_nothing_to_trigger():
-    view = poller_view(PACKAGE, [Folder("42.1", None)])
+    view = poller_view(PACKAGE, [Folder("42.1", Marker({}))])
     assert view.latest is None
     assert not view.healthy
     assert "nothing to trigger" in view.problems()[0]
