@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,21 +12,19 @@ from typing import Any
 from gos3matic.commands import options
 from gos3matic.commands.runtime import (
     Connection,
-    emit,
-    info_stream,
     install_stop_signals,
     open_store,
-    progress_for,
+    output_for,
+    run_engine,
 )
 from gos3matic.core.contract import normalize_prefix
-from gos3matic.core.outcome import MarkerState, Outcome, Plan, Write
-from gos3matic.engine import annotate_prefix
+from gos3matic.core.outcome import MarkerState, Outcome, Plan
 from gos3matic.exitcodes import ExitCode, epilog
 from gos3matic.report import (
     outcome_document,
-    parameter_table,
+    summary_line,
     summary_text,
-    to_json,
+    table_text,
     warn_about_path,
 )
 
@@ -126,33 +123,28 @@ def exit_code(outcome: Outcome) -> ExitCode:
 def run(args: argparse.Namespace) -> int:
     checked = request(args, os.environ)
     plan = checked.plan
-    info = info_stream(args)
-    warn_about_path(plan.prefix)
-    if not args.quiet:
-        parameter_table(checked.table, info)
+    output = output_for(args)
+    warn_about_path(plan.prefix, output)
+    output.note(table_text(checked.table))
 
     stop = threading.Event()
-    install_stop_signals(stop)
+    install_stop_signals(stop, output)
     store = open_store(checked.connection, plan.bucket, plan.workers, plan.marker_key)
-    progress = progress_for(args)
-
-    def announce(write: Write) -> None:
-        emit(write.sentence(), info)
-
-    try:
-        outcome = annotate_prefix(plan, store, progress, stop, announce)
-    finally:
-        progress.close()
+    outcome = run_engine(args, output, plan, store, stop)
     code = exit_code(outcome)
-    emit(summary_text(outcome, plan.dry_run), info)
+    if args.quiet:
+        output.line(summary_line(f"s3://{plan.bucket}/{plan.prefix}", outcome, plan.dry_run))
+    else:  # under --json the failed keys are on stderr already
+        output.line(summary_text(outcome, plan.dry_run, failures=not args.json))
     if args.json:
-        document = {
-            "bucket": plan.bucket,
-            "prefix": plan.prefix,
-            "marker_key": plan.marker_key,
-            "dry_run": plan.dry_run,
-            **outcome_document(outcome),
-            "exit_code": int(code),
-        }
-        emit(to_json(document), sys.stdout)
+        output.document(
+            {
+                "bucket": plan.bucket,
+                "prefix": plan.prefix,
+                "marker_key": plan.marker_key,
+                "dry_run": plan.dry_run,
+                **outcome_document(outcome),
+                "exit_code": int(code),
+            }
+        )
     return code

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import textwrap
 import threading
 from collections.abc import Callable, Mapping
@@ -15,11 +14,10 @@ from typing import Any
 from gos3matic.commands import options
 from gos3matic.commands.runtime import (
     Connection,
-    emit,
-    info_stream,
     install_stop_signals,
     open_store,
-    progress_for,
+    output_for,
+    run_engine,
 )
 from gos3matic.core.backfill import (
     LabelSource,
@@ -29,17 +27,16 @@ from gos3matic.core.backfill import (
 )
 from gos3matic.core.contract import traceback_url_from_env
 from gos3matic.core.metadata import encode_annotation
-from gos3matic.core.outcome import MarkerState, Outcome, Plan, Tally, Write
+from gos3matic.core.outcome import MarkerState, Outcome, Plan, Tally
 from gos3matic.core.poller import Folder, PollerView, normalize_package
-from gos3matic.engine import annotate_prefix, read_package
+from gos3matic.engine import read_package
 from gos3matic.errors import InputError
 from gos3matic.exitcodes import ExitCode, epilog
 from gos3matic.report import (
     failure_lines,
-    parameter_table,
-    summary_text,
+    summary_line,
+    table_text,
     tally_document,
-    to_json,
 )
 
 NAME = "backfill"
@@ -221,8 +218,9 @@ RESULT_SENTENCES = {
 }
 
 
-def backfill_summary(backfill: Backfill) -> str:
-    lines = []
+def backfill_summary(backfill: Backfill, quiet: bool = False, failures: bool = True) -> str:
+    """One line per revision (all -q prints), the failed keys, then the folders left alone."""
+    lines = [] if quiet else ["backfill:"]
     for run in backfill.runs:
         tally = run.outcome.tally if run.outcome else Tally()
         done = tally.would_annotate if run.plan.dry_run else tally.annotated
@@ -233,10 +231,13 @@ def backfill_summary(backfill: Backfill) -> str:
             f"  {run.folder.name}  label {run.label}  {sentence}"
             + (f"  ({counts})" if run.outcome else "")
         )
-        lines += failure_lines(tally, "    ")
+        if failures:
+            lines += failure_lines(tally, "    ")
     view = backfill.view
     if not backfill.runs:
         lines.append("  nothing to backfill: no incomplete revision")
+    if quiet:
+        return "\n".join(lines)
     lines.append(f"  complete        {len(view.complete)}  (left alone)")
     if view.unparseable:
         lines.append(
@@ -277,11 +278,10 @@ def backfill_document(
 
 def run(args: argparse.Namespace) -> int:
     checked = request(args, os.environ)
-    info = info_stream(args)
-    if not args.quiet:
-        parameter_table(checked.table, info)
+    output = output_for(args)
+    output.note(table_text(checked.table))
     stop = threading.Event()
-    install_stop_signals(stop)
+    install_stop_signals(stop, output)
     store = open_store(checked.connection, checked.bucket, args.workers, checked.package)
     view = read_package(store, checked.package, args.workers)
     # Every plan before any write: a label that cannot be stored refuses the whole run.
@@ -290,54 +290,44 @@ def run(args: argparse.Namespace) -> int:
     )
 
     if view.unparseable:
-        emit(
+        output.warning(
             f"gos3matic: WARNING: not touching folder name(s) the poller cannot parse: "
             f"{', '.join(view.unparseable)}; they break polling for the whole package "
-            "until they are moved or deleted",
-            sys.stderr,
+            "until they are moved or deleted"
         )
     three_part = [run.folder.name for run in backfill.runs if run.folder.name in view.three_part]
     if three_part:
-        emit(
+        output.warning(
             f"gos3matic: warning: completing three-part folder(s) {', '.join(three_part)}: "
-            "the poller will report them, the fetch task will not find them",
-            sys.stderr,
+            "the poller will report them, the fetch task will not find them"
         )
     unused = sorted(set(checked.label_map) - {run.folder.name for run in backfill.runs})
     if unused:
-        emit(f"gos3matic: note: --label-map revisions not backfilled: {', '.join(unused)}", info)
-    if not args.quiet:
-        emit(f"{len(backfill.runs)} incomplete revision(s), in ascending order:", info)
-        for run in backfill.runs:
-            emit(
+        output.line(f"gos3matic: note: --label-map revisions not backfilled: {', '.join(unused)}")
+    output.note(
+        "\n".join(
+            [f"{len(backfill.runs)} incomplete revision(s), in ascending order:"]
+            + [
                 f"  {run.folder.name}  label {run.label}  ({run.source.value}; "
-                f"was: {run.folder.why_incomplete})",
-                info,
-            )
-
-    def announce(write: Write) -> None:
-        emit(write.sentence(), info)
+                f"was: {run.folder.why_incomplete})"
+                for run in backfill.runs
+            ]
+        )
+    )
 
     for run in backfill.runs:
         if stop.is_set():
             break
-        if not args.quiet:
-            emit(f"-- {run.folder.name} (label {run.label})", info)
-        progress = progress_for(args)
-        try:
-            run.outcome = annotate_prefix(run.plan, store, progress, stop, announce)
-        finally:
-            progress.close()
-        if not args.quiet:
-            emit(summary_text(run.outcome, run.plan.dry_run), info)
+        output.note(f"-- {run.folder.name} (label {run.label})")
+        run.outcome = run_engine(args, output, run.plan, store, stop, what=run.folder.name)
+        output.note(summary_line(run.folder.name, run.outcome, run.plan.dry_run))
         if run.stops_the_run:
             break
 
     code = backfill.exit_code()
     if stop.is_set() and code == ExitCode.OK:
         code = ExitCode.INTERRUPTED
-    emit("backfill:", info)
-    emit(backfill_summary(backfill), info)
+    output.line(backfill_summary(backfill, quiet=args.quiet, failures=not args.json))
     if args.json:
-        emit(to_json(backfill_document(checked, backfill, args.dry_run, code)), sys.stdout)
+        output.document(backfill_document(checked, backfill, args.dry_run, code))
     return code
