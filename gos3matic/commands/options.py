@@ -48,12 +48,37 @@ Row = tuple[str, str]
 
 
 def add_target(parser: argparse.ArgumentParser, what: str = "path") -> None:
-    """BUCKET and PATH (or PIPELINE/STAGE/JOB), the two positional arguments of every command."""
-    parser.add_argument("bucket", metavar="BUCKET")
+    """BUCKET and PATH (or PIPELINE/STAGE/JOB), the two positional arguments of every command;
+    or the two as one s3://BUCKET/PATH (resolve_target splits it)."""
+    parser.add_argument("bucket", metavar="BUCKET", help="a bucket name, or s3://BUCKET/PATH alone")
     if what == "path":
-        parser.add_argument("path", metavar="PATH", help="e.g. app/build/package/42.1")
+        parser.add_argument("path", metavar="PATH", nargs="?", help="e.g. app/build/package/42.1")
     else:
-        parser.add_argument("package", metavar="PIPELINE/STAGE/JOB", help="e.g. app/build/package")
+        parser.add_argument(
+            "package", metavar="PIPELINE/STAGE/JOB", nargs="?", help="e.g. app/build/package"
+        )
+
+
+def resolve_target(args: argparse.Namespace) -> None:
+    """`s3://BUCKET/PATH` as one argument becomes BUCKET and PATH; a missing PATH is refused."""
+    name = "path" if hasattr(args, "path") else "package" if hasattr(args, "package") else None
+    if name is None:
+        return
+    metavar = "PATH" if name == "path" else "PIPELINE/STAGE/JOB"
+    rest = getattr(args, name)
+    if args.bucket.startswith("s3://"):
+        if rest is not None:
+            raise InputError(
+                f"invalid bucket {args.bucket!r} followed by {rest!r}: give either "
+                f"s3://BUCKET/{metavar} alone or BUCKET {metavar}"
+            )
+        bucket, _, rest = args.bucket[len("s3://") :].partition("/")
+        if not bucket or not rest:
+            raise InputError(f"invalid {args.bucket!r}: expected s3://BUCKET/{metavar}")
+        args.bucket = bucket
+        setattr(args, name, rest)
+    elif rest is None:
+        raise InputError(f"the following arguments are required: {metavar}")
 
 
 def add_annotation_options(parser: argparse.ArgumentParser, label: bool = True) -> None:
@@ -230,13 +255,20 @@ def connection_from(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[C
             botocore.utils.validate_region_name(args.region)
         except ValueError:
             raise InputError(f"invalid --region {args.region!r}: e.g. us-east-1") from None
-    shown_endpoint = (
-        endpoint_url
-        or env.get("AWS_ENDPOINT_URL_S3")
-        or env.get("AWS_ENDPOINT_URL")
-        or "AWS default"
+    return Connection(endpoint_url, args.region, args.profile, owner), (
+        "endpoint",
+        endpoint_row(endpoint_url, env),
     )
-    return Connection(endpoint_url, args.region, args.profile, owner), ("endpoint", shown_endpoint)
+
+
+def endpoint_row(endpoint_url: str | None, env: Mapping[str, str]) -> str:
+    """The endpoint and where it came from, as botocore resolves it."""
+    if endpoint_url:
+        return f"{endpoint_url}  (--endpoint-url)"
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        if env.get(name):
+            return f"{env[name]}  (${name})"
+    return "AWS  (no --endpoint-url, $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL)"
 
 
 def shard_from(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[Shard | None, str]:
