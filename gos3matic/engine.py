@@ -224,7 +224,7 @@ def write_marker(plan: Plan, bucket: Bucket, outcome: Outcome) -> None:
     """PUT the marker unless an identical one is there, then read it back: trust, but verify."""
     existing = bucket.head_metadata(plan.marker_key)
     wanted = marker_metadata(existing, plan.marker_metadata)
-    if _carries(existing, wanted):
+    if existing == wanted:  # equal, not just carrying it: a key this run leaves out must go
         outcome.marker, outcome.marker_verified = MarkerState.ALREADY_PRESENT, True
         return
     outcome.tally.new_versions += _new_version(bucket.put_marker(plan.marker_key, wanted))

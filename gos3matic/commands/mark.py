@@ -19,7 +19,7 @@ from gos3matic.commands.runtime import (
     run_engine,
 )
 from gos3matic.core.contract import LABEL_KEY, marker_key, normalize_prefix
-from gos3matic.core.metadata import encode_annotation
+from gos3matic.core.metadata import AtLeast, encode_annotation
 from gos3matic.core.outcome import MarkerState, Outcome, Plan, Tally, Write
 from gos3matic.engine import finish_marker
 from gos3matic.errors import EnvironmentProblem, NetworkError, S3Error
@@ -95,7 +95,9 @@ def request(args: argparse.Namespace, env: Mapping[str, str]) -> MarkRequest:
     check_plan = (
         None
         if args.no_check
-        else replace(plan, annotation=encode_annotation(shared), dry_run=True, write_marker=False)
+        else replace(
+            plan, annotation=AtLeast(encode_annotation(shared)), dry_run=True, write_marker=False
+        )
     )
     check_row = (
         "not checked (--no-check): trusting that every shard passed"
