@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import threading
 from collections.abc import Mapping
@@ -17,8 +18,10 @@ from gos3matic.commands.runtime import (
     output_for,
     run_engine,
 )
-from gos3matic.core.contract import normalize_prefix
+from gos3matic.core.contract import looks_like_revision_path, normalize_prefix, parse_revision
 from gos3matic.core.outcome import MarkerState, Outcome, Plan
+from gos3matic.core.poller import folder_name
+from gos3matic.errors import EnvironmentProblem, InputError, NetworkError, S3Error
 from gos3matic.exitcodes import ExitCode, epilog
 from gos3matic.report import (
     outcome_document,
@@ -27,6 +30,7 @@ from gos3matic.report import (
     table_text,
     warn_about_path,
 )
+from gos3matic.store.protocols import Bucket
 
 NAME = "annotate"
 
@@ -130,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     install_stop_signals(stop, output)
     store = open_store(checked.connection, plan.bucket, plan.workers, plan.marker_key)
+    refuse_unsafe_path(store.bucket, plan.prefix)
     outcome = run_engine(args, output, plan, store, stop)
     code = exit_code(outcome)
     if args.quiet:
@@ -148,3 +153,59 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     return code
+
+
+PACKAGE_PAGE = 1000  # common prefixes read to tell a package root: one listing page
+
+
+def refuse_unsafe_path(bucket: Bucket, prefix: str) -> None:
+    """Exit 2 before any write when PATH is not one revision's folder: a package root (its
+    children are revision folders) or an object's own key. Either would be relabelled wholesale
+    and get a marker GoCD misreads."""
+    if not looks_like_revision_path(prefix):
+        try:
+            children = [
+                folder_name(child, prefix)
+                for child in itertools.islice(bucket.list_folders(prefix), PACKAGE_PAGE)
+            ]
+        except (S3Error, NetworkError) as error:
+            raise EnvironmentProblem(f"cannot list s3://{bucket.name}/{prefix}: {error}") from None
+        revisions = sorted(
+            (name for name in children if parse_revision(name) is not None),
+            key=lambda name: parse_revision(name) or (0, 0, 0),
+        )
+        if revisions:
+            shown = ", ".join(revisions[:5]) + (", ..." if len(revisions) > 5 else "")
+            raise InputError(
+                f"refusing {prefix}: its folders are revisions ({shown}), so it is a package, "
+                "not one revision; annotating it would relabel every revision and write a "
+                f"marker at the package's own key. Use 'gos3matic backfill {bucket.name} "
+                f"{prefix.rstrip('/')}' for every incomplete revision, or name one revision, "
+                f"e.g. {prefix}{revisions[-1]}"
+            )
+    key = prefix.rstrip("/")
+    if _is_object(bucket, key) and not _holds_anything(bucket, prefix):
+        parent = key.rpartition("/")[0]
+        instead = f"name the folder that holds it, {parent}" if parent else "name a folder"
+        raise InputError(
+            f"refusing {key}: it is an object, not a folder, and nothing is under {prefix}; "
+            f"a marker would be written at {prefix}. To annotate that object's revision, "
+            f"{instead}"
+        )
+
+
+def _is_object(bucket: Bucket, key: str) -> bool:
+    try:
+        bucket.head_object(key)
+    except S3Error:
+        return False  # NotFound, or a HEAD we may not make: the listing will tell
+    except NetworkError as error:
+        raise EnvironmentProblem(f"cannot read s3://{bucket.name}/{key}: {error}") from None
+    return True
+
+
+def _holds_anything(bucket: Bucket, prefix: str) -> bool:
+    try:
+        return any(True for _ in itertools.islice(bucket.list_objects(prefix), 1))
+    except (S3Error, NetworkError) as error:
+        raise EnvironmentProblem(f"cannot list s3://{bucket.name}/{prefix}: {error}") from None

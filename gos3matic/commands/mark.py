@@ -174,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     install_stop_signals(stop, output)
     store = open_store(checked.connection, plan.bucket, plan.workers, plan.marker_key)
+    annotate.refuse_unsafe_path(store.bucket, plan.prefix)
 
     shown = 0
     lock = threading.Lock()
