@@ -56,7 +56,7 @@ def test_every_incomplete_revision_is_annotated_and_marked_with_its_counter(
     result = backfill(run_cli, moto_s3, moto_bucket, "--username", "ops@example.com")
 
     assert result.returncode == 0, result.stderr
-    kept = {"41.1": {}, "42.1": {"stale": "yes"}}  # keys other than GoCD's are merged, as on objects
+    kept = {"41.1": {}, "42.1": {"stale": "yes"}}  # keys not GoCD's are merged, as on objects
     for revision, label in (("41.1", "41"), ("42.1", "42")):
         assert marker(moto_client, moto_bucket, revision) == {
             "completed": "completed",
