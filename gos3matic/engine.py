@@ -7,11 +7,15 @@ collects them, and only a clean tally lets the marker be written. Every request 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+import itertools
 import threading
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from functools import partial
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, Protocol
 
 from gos3matic.core.metadata import (
@@ -29,7 +33,9 @@ from gos3matic.store.protocols import Bucket, LargeCopier, Listed, ObjectStore, 
 from gos3matic.store.retry import ATTEMPTS
 
 STALE_READS = 3  # how often an object may change under us before it counts as failed
-QUEUE_PER_WORKER = 4  # listed-but-not-started objects per worker: bounds memory
+LISTING_PAGE = 1000  # keys handed from the listing thread to the loop at once (one S3 page)
+PART_COPIES = 4  # objects copied in parts at once; each runs its parts in parallel
+STOP_POLL = 0.1  # seconds between looks at the stop flag while waiting for room
 
 
 class Progress(Protocol):
@@ -65,33 +71,33 @@ class Annotator:
         objects: ObjectStore,
         keep_grants: bool,
         announce: Callable[[Write], None],
-        copier: LargeCopier | None = None,
+        copy_in_parts: Callable[[Mapping[str, Any], int], Awaitable[str | None]],
     ) -> None:
         self.plan = plan
         self.objects = objects
         self.keep_grants = keep_grants
         self.announce = announce
-        self.copier = copier
+        self.copy_in_parts = copy_in_parts
 
-    def __call__(self, listed: Listed) -> tuple[Result, int, str | None]:
+    async def __call__(self, listed: Listed) -> tuple[Result, int, str | None]:
         """What became of the object, the bytes copied, and the VersionId the copy created."""
         copied = False
         for _ in range(STALE_READS):
-            head = self.objects.head_object(listed.key)
+            head = await self.objects.head_object(listed.key)
             if is_annotated(head, self.plan.annotation):
                 return (Result.ANNOTATED if copied else Result.SKIPPED), 0, None
             params = copy_params(self.plan.bucket, listed.key, head, self.plan.annotation)
-            params.update(self._grants(listed.key))  # only once the object is known copyable
+            params.update(await self._grants(listed.key))  # only once known copyable
             if self.plan.dry_run:
                 self.announce(Write(self.plan.bucket, listed.key))
                 return Result.WOULD_ANNOTATE, 0, None
             size = int(head.get("ContentLength", listed.size))
             try:
                 copied = True
-                if self.copier is not None and size > self.plan.multipart_threshold:
-                    version_id = self.copier.copy(params, size).version_id
+                if size > self.plan.multipart_threshold:
+                    version_id = await self.copy_in_parts(params, size)
                 else:
-                    version_id = self.objects.copy_object(params)
+                    version_id = await self.objects.copy_object(params)
             except S3Error as error:
                 if error.code == "PreconditionFailed":
                     continue  # overwritten since our HEAD: merge over the new content
@@ -99,11 +105,11 @@ class Annotator:
             return Result.ANNOTATED, size, version_id
         raise ObjectRefused(f"changed under every one of {STALE_READS} attempts to copy it")
 
-    def _grants(self, key: str) -> dict[str, str]:
+    async def _grants(self, key: str) -> dict[str, str]:
         if not self.keep_grants:
             return {}
         try:
-            return grant_params(self.objects.get_object_acl(key))
+            return grant_params(await self.objects.get_object_acl(key))
         except S3Error as error:
             if error.code in ("NotImplemented", "MethodNotAllowed"):
                 return {}  # a store without ACLs: nothing to keep
@@ -119,56 +125,19 @@ def annotate_prefix(
     stop: threading.Event,
     announce: Callable[[Write], None],
 ) -> Outcome:
+    """Every object under the plan's prefix, then its marker: the whole of one annotate run."""
     started = time.monotonic()
     bucket = store.bucket
     keep_grants = bucket.acls_enabled()
     copier = bucket.large_copier(stop, plan.multipart_threshold, plan.part_size, keep_grants)
-    annotate = Annotator(plan, store.objects, keep_grants, announce, copier)
     tally = Tally()
-    lock = threading.Lock()
-    slots = threading.BoundedSemaphore(plan.workers * QUEUE_PER_WORKER)
+    try:
+        listing_failure = asyncio.run(
+            _annotate_objects(plan, store, copier, keep_grants, tally, progress, stop, announce)
+        )
+    finally:
+        copier.shutdown()
 
-    def record(listed: Listed, future: Future[tuple[Result, int, str | None]]) -> None:
-        slots.release()
-        if future.cancelled():
-            return
-        error = future.exception()
-        with lock:
-            if error is None:
-                result, size, version_id = future.result()
-                tally.count(result)
-                tally.bytes_copied += size
-                tally.new_versions += _new_version(version_id)
-                if result is Result.ANNOTATED and size > plan.multipart_threshold:
-                    tally.multipart += 1
-            else:
-                tally.failed += 1
-                tally.failures.append(Failure(listed.key, describe(error)))
-        progress.finished(tally)
-
-    listing_failure: BaseException | None = None
-    with ThreadPoolExecutor(plan.workers, thread_name_prefix="annotate") as pool:
-        try:
-            for listed in bucket.list_objects(plan.prefix):
-                if listed.key == plan.marker_key:
-                    continue
-                if plan.shard is not None and not owns(plan.shard, listed.key):
-                    tally.other_shards += 1
-                    continue
-                if not _wait_for_slot(slots, stop):
-                    break
-                with lock:
-                    tally.listed += 1
-                progress.listed(tally)
-                future = pool.submit(annotate, listed)
-                future.add_done_callback(partial(record, listed))
-        except (S3Error, NetworkError) as error:
-            listing_failure = error
-        if stop.is_set():
-            pool.shutdown(wait=True, cancel_futures=True)
-    copier.shutdown()
-
-    interrupted = stop.is_set()
     if listing_failure is not None:
         if tally.listed == 0:
             raise EnvironmentProblem(
@@ -177,20 +146,104 @@ def annotate_prefix(
         tally.failed += 1
         tally.failures.append(Failure(plan.prefix, f"listing stopped: {describe(listing_failure)}"))
 
-    outcome = Outcome(tally, MarkerState.WITHHELD, interrupted=interrupted)
+    outcome = Outcome(tally, MarkerState.WITHHELD, interrupted=stop.is_set())
     finish_marker(plan, bucket, outcome, announce)
     outcome.elapsed = time.monotonic() - started
+    outcome.requests = replace(store.flow.stats)
     return outcome
 
 
-def _wait_for_slot(slots: threading.BoundedSemaphore, stop: threading.Event) -> bool:
-    while not slots.acquire(timeout=0.2):
-        if stop.is_set():
-            return False
-    if stop.is_set():
-        slots.release()
-        return False
-    return True
+async def _annotate_objects(
+    plan: Plan,
+    store: Store,
+    copier: LargeCopier,
+    keep_grants: bool,
+    tally: Tally,
+    progress: Progress,
+    stop: threading.Event,
+    announce: Callable[[Write], None],
+) -> BaseException | None:
+    """The listing streams into one task per object, as many at once as the flow control's
+    ceiling; the answer to each lands in the tally. Returns what stopped the listing, if
+    anything did."""
+    loop = asyncio.get_running_loop()
+    parts = ThreadPoolExecutor(PART_COPIES, thread_name_prefix="parts")
+
+    async def copy_in_parts(params: Mapping[str, Any], size: int) -> str | None:
+        copied = await loop.run_in_executor(parts, copier.copy, params, size)
+        return copied.version_id
+
+    annotate = Annotator(plan, store.objects, keep_grants, announce, copy_in_parts)
+    running: set[asyncio.Task[tuple[Result, int, str | None]]] = set()
+    room = asyncio.Event()
+    ceiling = store.flow.ceiling
+
+    def record(key: str, task: asyncio.Task[tuple[Result, int, str | None]]) -> None:
+        running.discard(task)
+        room.set()
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is None:
+            result, size, version_id = task.result()
+            tally.count(result)
+            tally.bytes_copied += size
+            tally.new_versions += _new_version(version_id)
+            if result is Result.ANNOTATED and size > plan.multipart_threshold:
+                tally.multipart += 1
+        else:
+            tally.failed += 1
+            tally.failures.append(Failure(key, describe(error)))
+        progress.finished(tally)
+
+    listing_failure: BaseException | None = None
+    try:
+        async for listed in _listing(store.bucket, plan.prefix, stop):
+            if listed.key == plan.marker_key:
+                continue
+            if plan.shard is not None and not owns(plan.shard, listed.key):
+                tally.other_shards += 1
+                continue
+            # No more objects under way than the flow control lets requests out: the rest wait
+            # here, in the listing, rather than as tasks queued for a slot.
+            while len(running) >= min(ceiling, store.flow.window) and not stop.is_set():
+                room.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(room.wait(), STOP_POLL)
+            if stop.is_set():
+                break
+            tally.listed += 1
+            progress.listed(tally)
+            task = loop.create_task(annotate(listed))
+            running.add(task)
+            task.add_done_callback(functools.partial(record, listed.key))
+    except (S3Error, NetworkError) as error:
+        listing_failure = error
+    finally:
+        while running:  # an interrupt lets in-flight requests end; copies in parts abort
+            await asyncio.wait(set(running))
+        parts.shutdown(wait=True)
+    return listing_failure
+
+
+async def _listing(bucket: Bucket, prefix: str, stop: threading.Event) -> AsyncIterator[Listed]:
+    """The bucket's listing, one page at a time from a thread, the next page read ahead."""
+    loop = asyncio.get_running_loop()
+    keys = bucket.list_objects(prefix)
+
+    def page() -> list[Listed]:
+        return list(itertools.islice(keys, LISTING_PAGE))
+
+    with ThreadPoolExecutor(1, thread_name_prefix="listing") as lister:
+        ahead = loop.run_in_executor(lister, page)
+        while not stop.is_set():
+            batch = await ahead
+            if not batch:
+                return
+            ahead = loop.run_in_executor(lister, page)
+            for listed in batch:
+                yield listed
+        ahead.cancel()
 
 
 def finish_marker(
@@ -244,10 +297,10 @@ def _carries(metadata: Mapping[str, Any] | None, expected: Mapping[str, str]) ->
     return metadata is not None and all(metadata.get(k) == v for k, v in expected.items())
 
 
-def read_marker(objects: ObjectStore, key: str) -> Marker | None:
+async def read_marker(objects: ObjectStore, key: str) -> Marker | None:
     """HEAD on a folder's own key, as the poller issues it; None when there is no such object."""
     try:
-        head = objects.head_object(key)
+        head = await objects.head_object(key)
     except S3Error as error:
         if error.code in ("NotFound", "NoSuchKey"):
             return None
@@ -257,7 +310,16 @@ def read_marker(objects: ObjectStore, key: str) -> Marker | None:
     return Marker(dict(head.get("Metadata") or {}), head.get("LastModified"))
 
 
-def read_package(store: Store, package: str, workers: int) -> PollerView:
+def read_markers(store: Store, keys: list[str]) -> list[Marker | None]:
+    """The marker at each key, read all at once through the run's flow control."""
+
+    async def read_all() -> list[Marker | None]:
+        return list(await asyncio.gather(*(read_marker(store.objects, key) for key in keys)))
+
+    return asyncio.run(read_all()) if keys else []
+
+
+def read_package(store: Store, package: str) -> PollerView:
     """List the package's folders and read the marker of each one the poller can parse."""
     bucket = store.bucket
     try:
@@ -266,7 +328,6 @@ def read_package(store: Store, package: str, workers: int) -> PollerView:
         raise EnvironmentProblem(f"cannot list s3://{bucket.name}/{package}: {error}") from None
     folders = [Folder(name) for name in names]
     parseable = [f for f in folders if f.version is not None]
-    with ThreadPoolExecutor(workers, thread_name_prefix="marker") as pool:
-        markers = pool.map(lambda f: read_marker(store.objects, f"{package}{f.name}/"), parseable)
-        read = {f.name: Folder(f.name, m) for f, m in zip(parseable, markers, strict=True)}
+    markers = read_markers(store, [f"{package}{f.name}/" for f in parseable])
+    read = {f.name: Folder(f.name, m) for f, m in zip(parseable, markers, strict=True)}
     return poller_view(package, (read.get(f.name, f) for f in folders))

@@ -37,6 +37,9 @@ MEANINGS: dict[str, dict[ExitCode, str]] = {
         ExitCode.OK: "the marker is written and read back (or was already there)",
         ExitCode.FAILED: "objects without the annotation, a failed read, or nothing under PATH",
     },
+    "revision": {
+        ExitCode.OK: "the revision printed",
+    },
 }
 COMMON = {
     ExitCode.BAD_INPUT: "bad input: nothing was written",
@@ -47,6 +50,8 @@ COMMON = {
 # Commands that never write a marker or run long enough to be interrupted.
 NOT_APPLICABLE: dict[str, frozenset[ExitCode]] = {
     "status": frozenset({ExitCode.MARKER_NOT_KEPT, ExitCode.INTERRUPTED}),
+    # Reads the environment only: no CI detected, or a value the poller cannot parse, is exit 2.
+    "revision": frozenset({ExitCode.ENVIRONMENT, ExitCode.MARKER_NOT_KEPT, ExitCode.INTERRUPTED}),
 }
 
 

@@ -20,6 +20,12 @@ _LOCK = threading.RLock()  # one for the whole process: error lines from cli.py 
 CLEAR_LINE = "\r\x1b[K"  # back to column 0, erase to the end of the line
 
 
+class _Status:
+    """The status line on stderr's terminal: one per process, whichever Output drew it."""
+
+    shown = False
+
+
 class Output:
     """Where a run's text goes. Human text: stdout, or stderr when stdout is kept for --json.
 
@@ -37,7 +43,6 @@ class Output:
         self.stderr = stderr if stderr is not None else sys.stderr
         self.json_mode = json_mode
         self.quiet = quiet
-        self._status_shown = False  # a status line is on the stderr terminal now
 
     @property
     def human(self) -> TextIO:
@@ -87,17 +92,17 @@ class Output:
         with _LOCK:
             self.stderr.write(CLEAR_LINE + text[: max(width - 1, 0)])
             self.stderr.flush()
-            self._status_shown = True
+            _Status.shown = True
 
     def clear_status(self) -> None:
         with _LOCK:
             self._clear_status_locked()
 
     def _clear_status_locked(self) -> None:
-        if self._status_shown:
+        if _Status.shown:
             self.stderr.write(CLEAR_LINE)
             self.stderr.flush()
-            self._status_shown = False
+            _Status.shown = False
 
 
 def _isatty(stream: TextIO) -> bool:

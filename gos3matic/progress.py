@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, cast
 
-from gos3matic.core.outcome import Tally
+from gos3matic.core.outcome import Plan, Tally
+from gos3matic.core.shards import owns
 from gos3matic.output import Output
 from gos3matic.store.protocols import Bucket, Listed, Store
 
@@ -144,10 +145,8 @@ class RunProgress:
         self.display = display
         self._reported = 0
         self._lock = threading.Lock()
-        self._tally = Tally()  # the engine's own, once it has listed an object
 
     def listed(self, tally: Tally) -> None:
-        self._tally = tally
         self.display.listed(tally)
 
     def finished(self, tally: Tally) -> None:
@@ -157,8 +156,8 @@ class RunProgress:
     def listing_complete(self, tally: Tally) -> None:
         self.display.listing_complete(tally)
 
-    def listing_ended(self) -> None:
-        self.display.listing_complete(self._tally)
+    def listing_ended(self, objects: int) -> None:
+        self.display.listing_complete(Tally(listed=objects))
 
     def close(self, tally: Tally | None = None) -> None:
         self.display.close()
@@ -172,24 +171,32 @@ class RunProgress:
         for failure in new:
             self.output.warning(f"gos3matic: FAILED {failure.key}: {failure.error}")
 
-    def watching(self, store: Store) -> Store:
+    def watching(self, store: Store, plan: Plan) -> Store:
         """The store, whose listings tell this progress when they end (the total is known then)."""
-        return Store(cast(Bucket, _ListingWatch(store.bucket, self)), store.objects)
+        return Store(cast(Bucket, _ListingWatch(store.bucket, plan, self)), store.objects)
 
 
 class _ListingWatch:
-    """A bucket whose object listing calls `listing_complete` after its last object."""
+    """A bucket whose object listing, once it has handed out its last object, tells the progress
+    how many of them are the plan's to annotate (the engine may list ahead of its tally)."""
 
-    def __init__(self, bucket: Bucket, progress: RunProgress) -> None:
+    def __init__(self, bucket: Bucket, plan: Plan, progress: RunProgress) -> None:
         self._bucket = bucket
+        self._plan = plan
         self._progress = progress
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._bucket, name)
 
     def list_objects(self, prefix: str) -> Iterator[Listed]:
-        yield from self._bucket.list_objects(prefix)
-        self._progress.listing_ended()
+        plan, objects = self._plan, 0
+        for listed in self._bucket.list_objects(prefix):
+            if listed.key != plan.marker_key and (
+                plan.shard is None or owns(plan.shard, listed.key)
+            ):
+                objects += 1
+            yield listed
+        self._progress.listing_ended(objects)
 
 
 def duration(seconds: float) -> str:

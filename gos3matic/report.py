@@ -84,6 +84,7 @@ def summary_text(outcome: Outcome, dry_run: bool, failures: bool = True) -> str:
         )
     lines += [
         f"  elapsed         {outcome.elapsed:.1f} s",
+        f"  requests        {_requests_line(outcome)}",
         f"  marker          {MARKER_SENTENCES[outcome.marker]}",
     ]
     if failures:
@@ -97,6 +98,14 @@ def summary_line(where: str, outcome: Outcome, dry_run: bool) -> str:
     return (
         f"{where}: {interrupted}{counts_for(dry_run)(outcome.tally)}; "
         f"marker {MARKER_SENTENCES[outcome.marker]} ({outcome.elapsed:.1f} s)"
+    )
+
+
+def _requests_line(outcome: Outcome) -> str:
+    sent = outcome.requests
+    return (
+        f"{sent.requests} sent, {sent.retries} retried, {sent.throttled} throttled (SlowDown), "
+        f"at most {sent.peak_in_flight} in flight"
     )
 
 
@@ -137,6 +146,10 @@ def outcome_document(outcome: Outcome) -> dict[str, Any]:
         "marker_written": outcome.marker_written,
         "marker_verified": outcome.marker_verified,
         "interrupted": outcome.interrupted,
+        "requests": outcome.requests.requests,
+        "retries": outcome.requests.retries,
+        "throttled": outcome.requests.throttled,
+        "peak_in_flight": outcome.requests.peak_in_flight,
     }
 
 

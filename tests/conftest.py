@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from gos3matic.core import ci
 from gos3matic.devserver import LocalS3, moto_server, seaweedfs_server
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,6 +33,10 @@ def pytest_configure(config: pytest.Config) -> None:
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
         AWS_EC2_METADATA_DISABLED="true",
     )
+    # Nor the CI running the suite: the commands take their defaults from the CI they run in,
+    # and a test that sets one CI's variables must see that CI alone.
+    for name in ci.VARIABLES:
+        os.environ.pop(name, None)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

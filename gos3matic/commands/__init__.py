@@ -4,6 +4,6 @@ and one entry in COMMANDS."""
 
 from __future__ import annotations
 
-from gos3matic.commands import annotate, backfill, mark, status
+from gos3matic.commands import annotate, backfill, mark, revision, status
 
-COMMANDS = (annotate, status, backfill, mark)
+COMMANDS = (annotate, status, backfill, mark, revision)

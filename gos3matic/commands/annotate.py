@@ -105,7 +105,7 @@ def request(args: argparse.Namespace, env: Mapping[str, str]) -> AnnotateRequest
         ("marker", marker_row),
         endpoint_row,
         *annotation_rows,
-        ("workers", str(workers)),
+        ("max in flight", str(workers)),
         multipart_row,
         ("shard", shard_row),
     ]

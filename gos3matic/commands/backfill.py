@@ -151,7 +151,7 @@ def request(args: argparse.Namespace, env: Mapping[str, str]) -> BackfillRequest
         ("user", rows["user"]),
         ("traceback url", traceback_row),
         ("custom keys", rows["custom keys"]),
-        ("workers", str(workers)),
+        ("max in flight", str(workers)),
         multipart_row,
     ]
     if args.dry_run:
@@ -283,7 +283,7 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     install_stop_signals(stop, output)
     store = open_store(checked.connection, checked.bucket, args.workers, checked.package)
-    view = read_package(store, checked.package, args.workers)
+    view = read_package(store, checked.package)
     # Every plan before any write: a label that cannot be stored refuses the whole run.
     backfill = Backfill(
         view, [RevisionRun(f, *checked.revision_plan(f.name)) for f in view.incomplete]

@@ -111,7 +111,7 @@ def request(args: argparse.Namespace, env: Mapping[str, str]) -> MarkRequest:
         ("objects", check_row),
         endpoint_row,
         *annotation_rows,
-        ("workers", str(workers)),
+        ("max in flight", str(workers)),
     ]
     if args.dry_run:
         table.append(("mode", "dry run: nothing will be written"))

@@ -14,11 +14,11 @@ from typing import Any
 
 import botocore.utils
 
+from gos3matic.core import ci
 from gos3matic.core.contract import (
     TRACEBACK_ENV,
     Annotation,
     parse_custom_key,
-    traceback_url_from_env,
     validate_label,
     validate_url,
 )
@@ -35,10 +35,10 @@ from gos3matic.core.sizes import (
 from gos3matic.errors import InputError
 from gos3matic.store.protocols import Connection
 
-# Measured (benchmarks/bench.py, awscrt, 2,000 objects, local SeaweedFS): 64 beat 16 and 32 by
-# 1.2-1.4x and tied 128; against real S3, where each request waits ~10-50 ms, more also helps.
-DEFAULT_WORKERS = 64
-MAX_WORKERS = 256
+# The ceiling of requests in flight; the flow control grows towards it while answers come back
+# clean and paces itself on SlowDown (store/flow.py). Measured in benchmarks/ (README, "Speed").
+DEFAULT_MAX_IN_FLIGHT = 1024
+MAX_IN_FLIGHT = 4096
 _BUCKET = re.compile(r"[A-Za-z0-9._-]{1,255}")  # botocore's own rule; S3-compatible stores vary
 
 Row = tuple[str, str]
@@ -85,12 +85,20 @@ def add_annotation_options(parser: argparse.ArgumentParser, label: bool = True) 
     """What is stamped on the objects and the marker, with the GO_* defaults the contract names."""
     group = parser.add_argument_group("annotation")
     if label:
-        group.add_argument("--label", help="pipeline label (default: $GO_PIPELINE_LABEL)")
-    group.add_argument("--username", help="who triggered the run (default: $GO_TRIGGER_USER)")
+        group.add_argument(
+            "--label",
+            help="pipeline label (default: $GO_PIPELINE_LABEL, else the build number of the CI "
+            "this runs in: Jenkins, GitHub Actions, GitLab CI, Drone, CircleCI, Buildkite, "
+            "Azure Pipelines)",
+        )
+    group.add_argument(
+        "--username",
+        help="who triggered the run (default: $GO_TRIGGER_USER, else the CI's user)",
+    )
     group.add_argument(
         "--traceback-url",
         help="link to the upstream run (default: built from $GO_SERVER_DASHBOARD_URL and the "
-        "other GO_* variables, when all are set)",
+        "other GO_* variables, when all are set; else the CI's page of this build)",
     )
     group.add_argument(
         "--key",
@@ -102,16 +110,21 @@ def add_annotation_options(parser: argparse.ArgumentParser, label: bool = True) 
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> Any:
-    """--dry-run and --workers; returns the group, for a command's own run options."""
+    """--dry-run and --max-in-flight; returns the group, for a command's own run options."""
     run = parser.add_argument_group("run")
     run.add_argument(
         "--dry-run", action="store_true", help="list and print the writes; write nothing"
     )
     run.add_argument(
+        "--max-in-flight",
         "--workers",
+        dest="workers",
+        metavar="N",
         type=int,
-        default=DEFAULT_WORKERS,
-        help=f"objects handled at once (default {DEFAULT_WORKERS}, at most {MAX_WORKERS})",
+        default=DEFAULT_MAX_IN_FLIGHT,
+        help=f"the most requests in flight at once (default {DEFAULT_MAX_IN_FLIGHT}, 1 to "
+        f"{MAX_IN_FLIGHT}); the run starts lower, grows towards it while S3 answers cleanly and "
+        "slows down when S3 answers SlowDown. --workers is the older name",
     )
     return run
 
@@ -167,17 +180,6 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
 # -- validators -----------------------------------------------------------------------------------
 
 
-def _flag_or_env(
-    value: str | None, env: Mapping[str, str], name: str, flag: str
-) -> tuple[str | None, str]:
-    if value is not None:
-        if not value:
-            raise InputError(f"{flag} is empty")
-        return value, flag
-    from_env = env.get(name) or None
-    return from_env, f"${name}" if from_env else "not set"
-
-
 def validate_bucket(bucket: str) -> str:
     if bucket.startswith("s3://"):
         raise InputError(f"invalid bucket {bucket!r}: give the bucket name alone, without s3://")
@@ -191,39 +193,78 @@ def validate_bucket(bucket: str) -> str:
 def annotation_from(
     args: argparse.Namespace, env: Mapping[str, str]
 ) -> tuple[Annotation, list[Row]]:
-    """--label, --username, --traceback-url, --key; unset ones from GoCD's GO_* variables.
+    """--label, --username, --traceback-url, --key; unset ones from the CI the job runs in.
 
-    Returns the annotation and its rows of the parameter table, each saying where it came from.
+    GoCD's GO_* variables first, then the other CI detected (core.ci, which checks each value
+    and names its variable when the contract cannot take it). Returns the annotation and its
+    rows of the parameter table, each saying where it came from.
     """
-    label, label_from = _flag_or_env(args.label, env, "GO_PIPELINE_LABEL", "--label")
+    given = {
+        "label": _explicit(args.label, "--label"),
+        "user": _explicit(args.username, "--username"),
+        "traceback_url": _explicit(args.traceback_url, "--traceback-url"),
+    }
+    if given["label"] is not None:
+        validate_label(given["label"])
+    if given["traceback_url"] is not None:
+        validate_url(given["traceback_url"], "traceback URL")
+    found = ci.defaults(env, [name for name, value in given.items() if value is None])
+    flags = {"label": "--label", "user": "--username", "traceback_url": "--traceback-url"}
+    value: dict[str, str | None] = {}
+    source: dict[str, str] = {}
+    for name, flag in flags.items():
+        default = found.get(name)
+        if given[name] is not None:
+            value[name], source[name] = given[name], flag
+        elif default is not None:
+            value[name], source[name] = default.value, default.source
+        else:
+            value[name], source[name] = None, ""
+    label, user, traceback_url = value["label"], value["user"], value["traceback_url"]
     if label is None:
-        raise InputError("no label: pass --label, or run inside a GoCD job ($GO_PIPELINE_LABEL)")
-    validate_label(label)
-    user, user_from = _flag_or_env(args.username, env, "GO_TRIGGER_USER", "--username")
-    traceback_url, url_from = _flag_or_env(args.traceback_url, {}, "", "--traceback-url")
-    if traceback_url is None:
-        traceback_url = traceback_url_from_env(env)
-        url_from = "$GO_SERVER_DASHBOARD_URL and GO_*"
-    if traceback_url is not None:
-        validate_url(traceback_url, "traceback URL")
+        if found.ci is None and not ci.GOCD.detected(env):
+            raise InputError(
+                "no label: pass --label, or run inside a CI job (no $GO_PIPELINE_LABEL, and no "
+                f"CI detected: looked for {ci.detection_hint()})"
+            )
+        raise InputError(f"no label: pass --label ({found.missing('label')})")
     custom = tuple(dict(parse_custom_key(spec) for spec in args.key).items())
     unset = [f"${name}" for name in TRACEBACK_ENV if not env.get(name)]
-    missing = "GO_* variables" if len(unset) == len(TRACEBACK_ENV) else ", ".join(unset)
+    missing_url = "GO_* variables" if len(unset) == len(TRACEBACK_ENV) else ", ".join(unset)
+    if found.ci is not None:
+        missing_url += f"; no {found.ci.traceback_url.describe()} ({found.ci.name})"
     rows = [
-        ("label", f"{label}  ({label_from})"),
-        ("user", f"{user}  ({user_from})" if user else "not set (no $GO_TRIGGER_USER)"),
+        ("label", f"{label}  ({source['label']})"),
+        ("user", f"{user}  ({source['user']})" if user else f"not set ({found.missing('user')})"),
         (
             "traceback url",
-            f"{traceback_url}  ({url_from})" if traceback_url else f"not set (no {missing})",
+            f"{traceback_url}  ({source['traceback_url']})"
+            if traceback_url
+            else f"not set (no {missing_url})",
         ),
         ("custom keys", ", ".join(f"{k}={v}" for k, v in custom) or "none"),
     ]
+    if found.ci is not None or found.ignored:
+        used = found.ci or ci.GOCD
+        ci_row = f"{used.name} ({used.detection()})"
+        if found.ignored:
+            ci_row += "; not read: " + ", ".join(system.name for system in found.ignored)
+        rows.append(("ci", ci_row))
     return Annotation(label, user, traceback_url, custom), rows
 
 
+def _explicit(value: str | None, flag: str) -> str | None:
+    if value is not None and not value:
+        raise InputError(f"{flag} is empty")
+    return value
+
+
 def workers_from(args: argparse.Namespace) -> int:
-    if not 1 <= args.workers <= MAX_WORKERS:
-        raise InputError(f"--workers must be between 1 and {MAX_WORKERS}, not {args.workers}")
+    """--max-in-flight (or its older name --workers), checked."""
+    if not 1 <= args.workers <= MAX_IN_FLIGHT:
+        raise InputError(
+            f"--max-in-flight must be between 1 and {MAX_IN_FLIGHT}, not {args.workers}"
+        )
     return int(args.workers)
 
 

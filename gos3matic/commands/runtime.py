@@ -15,7 +15,7 @@ from gos3matic.exitcodes import ExitCode
 from gos3matic.output import Output, emit
 from gos3matic.progress import Counts, RunProgress, display_for
 from gos3matic.report import counts_for
-from gos3matic.store import open_store
+from gos3matic.store import open_store, retry
 from gos3matic.store.protocols import Connection, Store
 
 __all__ = [
@@ -32,8 +32,11 @@ __all__ = [
 
 
 def output_for(args: argparse.Namespace) -> Output:
-    """The one writer of this run: human text to stdout, or to stderr under --json."""
-    return Output(json_mode=getattr(args, "json", False), quiet=getattr(args, "quiet", False))
+    """The one writer of this run: human text to stdout, or to stderr under --json. The store's
+    own notices (retrying at start-up) go through it too, above the progress display."""
+    output = Output(json_mode=getattr(args, "json", False), quiet=getattr(args, "quiet", False))
+    retry.notice = output.warning
+    return output
 
 
 def info_stream(args: argparse.Namespace) -> TextIO:
@@ -91,7 +94,9 @@ def run_engine(
         output.note(write.sentence())
 
     try:
-        outcome = annotate_prefix(plan, progress.watching(store), progress, stop, announce or would)
+        outcome = annotate_prefix(
+            plan, progress.watching(store, plan), progress, stop, announce or would
+        )
     except BaseException:
         progress.close()
         raise

@@ -122,7 +122,7 @@ def status_document(request: StatusRequest, view: PollerView, code: int) -> dict
 def run(args: argparse.Namespace) -> int:
     checked = request(args, os.environ)
     store = open_store(checked.connection, checked.bucket, MARKER_READS, checked.package)
-    view = read_package(store, checked.package, MARKER_READS)
+    view = read_package(store, checked.package)
     code = exit_code(view)
     for problem in view.problems():
         emit(f"gos3matic: PROBLEM: {problem}", sys.stderr)

@@ -91,6 +91,17 @@ class Tally:
 
 
 @dataclass
+class RequestStats:
+    """What a run sent: the summary's and --json's `requests`, `retries`, `throttled` and
+    `peak_in_flight` (the per-object requests; listing and marker requests are a few more)."""
+
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    peak_in_flight: int = 0
+
+
+@dataclass
 class Outcome:
     tally: Tally
     marker: MarkerState
@@ -98,6 +109,7 @@ class Outcome:
     marker_verified: bool = False
     interrupted: bool = False
     elapsed: float = 0.0
+    requests: RequestStats = field(default_factory=RequestStats)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ answer, and otherwise hands back the boto3 store unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import http
 import os
@@ -34,9 +35,16 @@ from botocore.credentials import RefreshableCredentials
 from botocore.utils import should_bypass_proxies
 
 from gos3matic.errors import EnvironmentProblem, NetworkError, S3Error, code_for_status
-from gos3matic.store.boto import Boto3Bucket, add_object_lock_md5, parse_timestamp
+from gos3matic.store.boto import (
+    BOTO3_THREADS,
+    Boto3Bucket,
+    ThreadedObjectStore,
+    add_object_lock_md5,
+    parse_timestamp,
+)
+from gos3matic.store.flow import FlowControl
 from gos3matic.store.protocols import Connection, ObjectStore
-from gos3matic.store.retry import with_retries
+from gos3matic.store.retry import with_retries, with_retries_async
 
 try:
     from awscrt import auth as crt_auth
@@ -51,6 +59,11 @@ try:
 except ImportError:  # no wheel for this platform: boto3 does the work
     HAVE_CRT = False
 
+# aws-c-s3 runs at most ceil(throughput_target_gbps / 0.4) DEFAULT requests at once, and its
+# connection override can only lower that (s3_client.c; benchmarks/results/crt-inflight.txt): a
+# target with room to spare, the override at our ceiling.
+GBPS_PER_REQUEST = 0.4
+THROUGHPUT_TARGET_GBPS = 1000.0
 CONNECT_TIMEOUT_MS = 10_000  # as boto3's connect_timeout in s3.py
 EMPTY_BODY_SHA256 = hashlib.sha256(b"").hexdigest()
 IDLE_TIMEOUT = 120.0  # seconds without a byte from S3, as boto3's read_timeout in s3.py
@@ -170,17 +183,17 @@ class _CopyHeaders:
 
 
 class _Exchange:
-    """One request's answer, filled in by CRT's event-loop threads; `done` is held until it ends."""
+    """One request's answer, filled in by CRT's event-loop threads, settled on the engine's loop."""
 
-    __slots__ = ("body", "done", "error", "headers", "last_heard")
+    __slots__ = ("body", "error", "future", "headers", "inbox", "last_heard")
 
-    def __init__(self) -> None:
+    def __init__(self, inbox: _Inbox) -> None:
+        self.inbox = inbox
+        self.future: asyncio.Future[None] = inbox.loop.create_future()
         self.headers: list[tuple[str, str]] = []
         self.body: list[bytes] = []
         self.error: BaseException | None = None
         self.last_heard = time.monotonic()
-        self.done = threading.Lock()
-        self.done.acquire()
 
     def on_headers(self, status_code: int, headers: list[tuple[str, str]], **_: Any) -> None:
         self.headers, self.last_heard = headers, time.monotonic()
@@ -191,11 +204,39 @@ class _Exchange:
 
     def on_done(self, error: BaseException | None = None, **_: Any) -> None:
         self.error = error
-        self.done.release()  # a plain lock: the cheapest wake-up of the waiting worker
+        self.inbox.put(self.future)
+
+
+class _Inbox:
+    """Answers handed from CRT's threads to the engine's loop: one wake-up of the loop for all
+    the answers that arrive before it runs, not one each (each wake-up is a system call)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._answered: list[asyncio.Future[None]] = []
+        self._lock = threading.Lock()
+
+    def put(self, future: asyncio.Future[None]) -> None:
+        with self._lock:
+            self._answered.append(future)
+            if len(self._answered) > 1:
+                return  # a wake-up is already on its way
+        self.loop.call_soon_threadsafe(self._settle)
+
+    def _settle(self) -> None:
+        with self._lock:
+            answered, self._answered = self._answered, []
+        for future in answered:
+            if not future.done():
+                future.set_result(None)
 
 
 class CrtObjectStore:
-    """The `ObjectStore` of one bucket through awscrt's S3 client, in boto3's shapes."""
+    """The `ObjectStore` of one bucket through awscrt's S3 client, in boto3's shapes.
+
+    Each request is a callback into CRT's own event loop; the engine's asyncio loop awaits its
+    answer, so one thread keeps hundreds of requests in flight.
+    """
 
     def __init__(
         self,
@@ -206,6 +247,8 @@ class CrtObjectStore:
     ) -> None:
         self.client = client
         self.route = route
+        self.flow = FlowControl()  # open_store hands it the run's own
+        self._answers: _Inbox | None = None
         self._head = _HeadShape(service_model.operation_model("HeadObject").output_shape)
         self._copy = _CopyHeaders(service_model.operation_model("CopyObject"))
         self._acl_shape = service_model.operation_model("GetObjectAcl").output_shape
@@ -219,12 +262,14 @@ class CrtObjectStore:
 
     # -- ObjectStore --
 
-    def head_object(self, key: str) -> Mapping[str, Any]:
-        exchange = with_retries(lambda: self.send("HEAD", "HeadObject", key))
+    async def head_object(self, key: str) -> Mapping[str, Any]:
+        exchange = await with_retries_async(lambda: self.send("HEAD", "HeadObject", key), self.flow)
         return self._head.parse(exchange.headers)
 
-    def get_object_acl(self, key: str) -> Mapping[str, Any]:
-        exchange = with_retries(lambda: self.send("GET", "GetObjectAcl", key, query="?acl"))
+    async def get_object_acl(self, key: str) -> Mapping[str, Any]:
+        exchange = await with_retries_async(
+            lambda: self.send("GET", "GetObjectAcl", key, query="?acl"), self.flow
+        )
         parsed: dict[str, Any] = self._parser.parse(
             {"status_code": 200, "headers": HeadersDict(), "body": b"".join(exchange.body)},
             self._acl_shape,
@@ -232,14 +277,22 @@ class CrtObjectStore:
         parsed.pop("ResponseMetadata", None)
         return parsed
 
-    def copy_object(self, params: Mapping[str, Any]) -> str | None:
+    async def copy_object(self, params: Mapping[str, Any]) -> str | None:
         headers = self._copy.headers({**params, **self._copy_owner})
-        exchange = with_retries(lambda: self.send("PUT", "CopyObject", params["Key"], headers))
+        exchange = await with_retries_async(
+            lambda: self.send("PUT", "CopyObject", params["Key"], headers), self.flow
+        )
         return next((v for n, v in exchange.headers if n.lower() == "x-amz-version-id"), None)
 
     # -- one request --
 
-    def send(
+    def _inbox(self) -> _Inbox:
+        loop = asyncio.get_running_loop()
+        if self._answers is None or self._answers.loop is not loop:
+            self._answers = _Inbox(loop)
+        return self._answers
+
+    async def send(
         self,
         method: str,
         operation: str,
@@ -247,7 +300,8 @@ class CrtObjectStore:
         headers: list[tuple[str, str]] | None = None,
         query: str = "",
     ) -> _Exchange:
-        """One attempt, no retries (with_retries decides): the answer, or S3Error/NetworkError."""
+        """One attempt, no retries (the caller's policy decides): the answer, or an S3Error or
+        NetworkError."""
         request = crt_http.HttpRequest(
             method,
             self.route.path(key) + query,
@@ -255,7 +309,7 @@ class CrtObjectStore:
                 [("host", self.route.host), ("content-length", "0"), *self._owner, *(headers or ())]
             ),
         )
-        exchange = _Exchange()
+        exchange = _Exchange(self._inbox())
         head = method == "HEAD"
         pending = self.client.make_request(
             type=crt_s3.S3RequestType.DEFAULT,
@@ -266,7 +320,7 @@ class CrtObjectStore:
             on_body=None if head else exchange.on_body,
             on_done=exchange.on_done,
         )
-        _wait(pending, exchange)
+        await _answered(pending, exchange)
         error = exchange.error
         if isinstance(error, crt_s3.S3ResponseError):
             raise _s3_error(error.status_code, error.body, operation)
@@ -286,14 +340,34 @@ class CrtObjectStore:
             raise _s3_error(500, body, operation)
         return exchange
 
+    def send_blocking(self, method: str, operation: str, key: str) -> _Exchange:
+        """One attempt from outside the engine's loop: the probe at start-up."""
+        return asyncio.run(self.send(method, operation, key))
 
-def _wait(pending: Any, exchange: _Exchange) -> None:
+
+async def _answered(pending: Any, exchange: _Exchange) -> None:
     """Until CRT finishes the request; cancelled after IDLE_TIMEOUT s of silence, like boto3."""
-    while not exchange.done.acquire(timeout=IDLE_TIMEOUT):
+    loop = exchange.inbox.loop
+    timed_out = False
+    handle: asyncio.TimerHandle
+
+    def watch() -> None:
+        nonlocal handle, timed_out
+        if exchange.future.done():
+            return
         if time.monotonic() - exchange.last_heard >= IDLE_TIMEOUT:
-            pending.cancel()
-            exchange.done.acquire()  # cancelling ends it with AWS_ERROR_S3_CANCELED
-            raise NetworkError(f"no answer from S3 for {IDLE_TIMEOUT:.0f} s")
+            timed_out = True
+            pending.cancel()  # CRT then ends it with AWS_ERROR_S3_CANCELED
+        else:
+            handle = loop.call_later(IDLE_TIMEOUT, watch)
+
+    handle = loop.call_later(IDLE_TIMEOUT, watch)
+    try:
+        await exchange.future
+    finally:
+        handle.cancel()
+    if timed_out:
+        raise NetworkError(f"no answer from S3 for {IDLE_TIMEOUT:.0f} s")
 
 
 def _s3_error(status: int, body: bytes | None, operation: str) -> S3Error:
@@ -328,15 +402,26 @@ def _phrase(status: int) -> str:
 
 
 def open_object_store(
-    bucket: Boto3Bucket, connection: Connection, probe_key: str, max_connections: int
+    bucket: Boto3Bucket,
+    connection: Connection,
+    probe_key: str,
+    max_connections: int,
+    flow: FlowControl | None = None,
 ) -> ObjectStore:
-    """The native store when it reaches the bucket exactly as boto3 does; otherwise boto3's."""
+    """The native store when it reaches the bucket exactly as boto3 does; otherwise boto3's,
+    its requests in a pool of threads. Either way every attempt goes through `flow`."""
+    flow = flow or FlowControl(max_connections)
+    fallback = ThreadedObjectStore(bucket, flow, threads=min(max_connections, BOTO3_THREADS))
     if not HAVE_CRT or os.environ.get("GOS3MATIC_NO_CRT"):
-        return bucket
+        return fallback
     try:
-        return _native_store(bucket, connection, probe_key, max_connections) or bucket
+        native = _native_store(bucket, connection, probe_key, max_connections)
     except (S3Error, NetworkError, EnvironmentProblem, crt_exceptions.AwsCrtError, ValueError):
-        return bucket
+        return fallback
+    if native is None:
+        return fallback
+    native.flow = flow
+    return native
 
 
 def _native_store(
@@ -358,7 +443,7 @@ def _native_store(
     )
     try:
         # Under the policy, as boto3's probe: one dropped reply must not cost the native client.
-        with_retries(lambda: store.send("HEAD", "HeadObject", probe_key))
+        with_retries(lambda: store.send_blocking("HEAD", "HeadObject", probe_key))
         crt_status = 200
     except S3Error as error:
         crt_status = error.status
@@ -450,6 +535,9 @@ def _crt_client(route: Route, credentials: Any, max_connections: int) -> Any:
         ),
         tls_connection_options=tls,
         max_active_connections_override=max_connections,
+        # How many requests of type DEFAULT CRT runs at once follows from this target; the
+        # connection override can only lower it (benchmarks/results/crt-inflight.txt).
+        throughput_target_gbps=max(THROUGHPUT_TARGET_GBPS, max_connections * GBPS_PER_REQUEST),
         # retry.py alone decides retries, as for boto3 (s3.py)
         retry_config=crt_s3.S3RetryConfig(retry_mode=crt_s3.S3RetryMode.NONE),
         connect_timeout_ms=CONNECT_TIMEOUT_MS,

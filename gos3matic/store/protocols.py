@@ -1,7 +1,9 @@
 """The seam between the engine and S3: what the engine and the commands may ask of a store.
 
 Two clients implement it: boto3 (store/boto.py) for everything, and awscrt's native S3 client
-(store/crt.py) for the per-object hot path when it reaches the bucket exactly as boto3 does.
+(store/crt.py) for the per-object hot path when it reaches the bucket exactly as boto3 does. The
+bucket-level requests are plain calls; the hot path is awaitable, so that one event loop keeps
+hundreds of requests in flight.
 Parameters and answers use boto3's names and shapes, whichever client sends the request. Tests
 fake these protocols with an in-memory store (tests/support/memstore.py).
 """
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gos3matic.core.sizes import CopiedInParts
+from gos3matic.store.flow import FlowControl
 
 
 @dataclass(frozen=True)
@@ -36,15 +39,18 @@ class Listed:
 
 
 class ObjectStore(Protocol):
-    """The per-object requests of the hot path."""
+    """The per-object requests of the hot path, awaited on the engine's event loop. Each attempt
+    of each request passes through `flow`, the run's concurrency window and pacer."""
 
-    def head_object(self, key: str) -> Mapping[str, Any]:
+    flow: FlowControl
+
+    async def head_object(self, key: str) -> Mapping[str, Any]:
         """HeadObject's answer; S3Error NotFound when there is no such key."""
         ...
 
-    def get_object_acl(self, key: str) -> Mapping[str, Any]: ...
+    async def get_object_acl(self, key: str) -> Mapping[str, Any]: ...
 
-    def copy_object(self, params: Mapping[str, Any]) -> str | None:
+    async def copy_object(self, params: Mapping[str, Any]) -> str | None:
         """CopyObject with `core.metadata.copy_params`; the new VersionId, if versioned."""
         ...
 
@@ -111,3 +117,7 @@ class Store:
 
     bucket: Bucket
     objects: ObjectStore
+
+    @property
+    def flow(self) -> FlowControl:
+        return self.objects.flow

@@ -5,11 +5,14 @@ botocore's own retries are switched off (see s3.py) so that this policy is not m
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import Callable
+import sys
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from tenacity import (
+    RetryCallState,
     Retrying,
     retry_if_exception,
     stop_after_attempt,
@@ -18,6 +21,7 @@ from tenacity import (
 )
 
 from gos3matic.errors import NetworkError, S3Error
+from gos3matic.store.flow import FlowControl
 
 T = TypeVar("T")
 
@@ -41,6 +45,9 @@ TRANSIENT_CODES = frozenset(
     }
 )
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+THROTTLING_CODES = frozenset(
+    {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests"}
+)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -61,6 +68,7 @@ def s3_policy(attempts: int = ATTEMPTS) -> Retrying:
         retry=retry_if_exception(is_transient),
         wait=wait_exponential(multiplier=FIRST_WAIT, max=LONGEST_WAIT) + wait_random(0, JITTER),
         stop=stop_after_attempt(attempts),
+        before_sleep=_say_retrying_once,
         reraise=True,
     )
 
@@ -68,3 +76,74 @@ def s3_policy(attempts: int = ATTEMPTS) -> Retrying:
 def with_retries(call: Callable[[], T], attempts: int = ATTEMPTS) -> T:
     """Run one S3 request under the policy; the last error is raised as it was."""
     return s3_policy(attempts)(call)
+
+
+async def with_retries_async(
+    send: Callable[[], Awaitable[T]], flow: FlowControl, attempts: int = ATTEMPTS
+) -> T:
+    """The same policy for the engine's requests, each attempt inside the run's flow control:
+    a slot in its window, its turn under the pacer, a throttling answer reported to it.
+
+    The policy's own pieces (which errors, how long to wait, when to stop) decide every retry;
+    its state is only built once an attempt has failed: most requests succeed at once, and
+    tenacity's per-call set-up cost a fifth of the CPU of a request on the hot path.
+    """
+    try:
+        return await _attempt(send, flow)
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        failure = error
+    policy = s3_policy(attempts)
+    state = RetryCallState(policy, fn=None, args=(), kwargs={})
+    while True:
+        state.set_exception((type(failure), failure, failure.__traceback__))
+        if not policy.retry(state) or policy.stop(state):
+            raise failure
+        flow.stats.retries += 1
+        await asyncio.sleep(policy.wait(state))
+        state.prepare_for_next_attempt()
+        try:
+            return await _attempt(send, flow)
+        except Exception as error:
+            failure = error
+
+
+async def _attempt(send: Callable[[], Awaitable[T]], flow: FlowControl) -> T:
+    async with flow.request():
+        try:
+            return await send()
+        except S3Error as error:
+            if is_throttling(error):
+                flow.throttled()
+            raise
+
+
+def is_throttling(error: S3Error) -> bool:
+    """S3 asks us to slow down: the flow control halves its rate, not only this request."""
+    return error.code in THROTTLING_CODES or error.status in (429, 503)
+
+
+def _say_retrying_once(state: RetryCallState) -> None:
+    """One line the first time a request outside the engine (start-up, listing, marker) has to
+    be retried, so that a user waiting on a slow or failing endpoint knows why."""
+    global _said_retrying
+    if _said_retrying or state.outcome is None:
+        return
+    _said_retrying = True
+    error = state.outcome.exception()
+    wait = state.next_action.sleep if state.next_action else 0.0
+    notice(
+        f"gos3matic: {error}; retrying (attempt {state.attempt_number + 1} of "
+        f"{ATTEMPTS}, next in {wait:.1f} s)"
+    )
+
+
+_said_retrying = False
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+notice: Callable[[str], None] = _stderr  # where the retrying line goes; output may redirect it

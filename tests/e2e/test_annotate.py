@@ -363,7 +363,8 @@ BAD_INPUTS = [
     (["--label", "1", "--key", "big=" + "x" * 2100], "2048"),
     (["--label", "1", "--username", ""], "--username is empty"),
     (["--label", "1", "--traceback-url", "not a url"], "traceback URL"),
-    (["--label", "1", "--workers", "0"], "--workers"),
+    (["--label", "1", "--workers", "0"], "--max-in-flight"),
+    (["--label", "1", "--max-in-flight", "5000"], "--max-in-flight"),
     (["--label", "1", "--workers", "many"], "invalid int"),
     (["--label", "1", "--endpoint-url", "ftp://x"], "--endpoint-url"),
     (["--label", "1", "--expected-bucket-owner", "me"], "12 digits"),
@@ -569,7 +570,7 @@ def test_the_parameter_table_shows_the_run_and_never_a_credential(
         "user",
         "traceback url",
         "custom keys",
-        "workers",
+        "max in flight",
     ):
         assert f"  {name} " in result.stderr, name
     for secret in secret_env.values():

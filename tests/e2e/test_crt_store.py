@@ -17,11 +17,17 @@ import botocore.utils
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support.blocking import Blocking
 
 from gos3matic.core.metadata import copy_params, encode_annotation, grant_params
 from gos3matic.devserver import LocalS3
 from gos3matic.errors import NetworkError, S3Error
-from gos3matic.store.boto import Boto3Bucket, make_client, parse_timestamp
+from gos3matic.store.boto import (
+    Boto3Bucket,
+    ThreadedObjectStore,
+    make_client,
+    parse_timestamp,
+)
 from gos3matic.store.crt import CrtObjectStore, Route, _CopyHeaders, _crt_client, open_object_store
 from gos3matic.store.protocols import Connection
 
@@ -60,12 +66,13 @@ def server_env(s3server: LocalS3, monkeypatch: pytest.MonkeyPatch) -> LocalS3:
     return use_environment_of(s3server, monkeypatch)
 
 
-def open_native(server: LocalS3, bucket: str) -> tuple[CrtObjectStore, Boto3Bucket]:
+def open_native(server: LocalS3, bucket: str) -> tuple[Any, Boto3Bucket]:
+    """The native store, its requests as plain calls, and the boto3 bucket it was opened on."""
     connection = Connection(endpoint_url=server.endpoint_url)
     boto3_bucket = Boto3Bucket(make_client(connection, 8), bucket)
     store = open_object_store(boto3_bucket, connection, PREFIX, 8)
     assert isinstance(store, CrtObjectStore), "awscrt fell back to boto3 on a local server"
-    return store, boto3_bucket
+    return Blocking(store), boto3_bucket
 
 
 def boto3_head(s3: Any, bucket: str, key: str) -> dict[str, Any]:
@@ -244,7 +251,7 @@ def test_no_answer_is_a_network_error():
         port = closed.getsockname()[1]
     route = Route("http", f"127.0.0.1:{port}", "/bucket/", "us-east-1")
     credentials = botocore.credentials.Credentials("key", "secret")
-    store = CrtObjectStore(_crt_client(route, credentials, 2), route, SERVICE_MODEL)
+    store = Blocking(CrtObjectStore(_crt_client(route, credentials, 2), route, SERVICE_MODEL))
 
     with pytest.raises(NetworkError):
         store.send("HEAD", "HeadObject", "some/key")  # one attempt: retry.py is not involved
@@ -258,7 +265,7 @@ def test_no_crt_on_request(server_env, bucket, monkeypatch):
     connection = Connection(endpoint_url=server_env.endpoint_url)
     boto3_bucket = Boto3Bucket(make_client(connection, 8), bucket)
 
-    assert open_object_store(boto3_bucket, connection, PREFIX, 8) is boto3_bucket
+    assert isinstance(open_object_store(boto3_bucket, connection, PREFIX, 8), ThreadedObjectStore)
 
 
 def test_boto3_when_a_proxy_is_configured(server_env, bucket, monkeypatch):
@@ -268,7 +275,7 @@ def test_boto3_when_a_proxy_is_configured(server_env, bucket, monkeypatch):
     connection = Connection(endpoint_url=server_env.endpoint_url)
     boto3_bucket = Boto3Bucket(make_client(connection, 8), bucket)
 
-    assert open_object_store(boto3_bucket, connection, PREFIX, 8) is boto3_bucket
+    assert isinstance(open_object_store(boto3_bucket, connection, PREFIX, 8), ThreadedObjectStore)
 
 
 # -- CopyObject headers, without a server: byte for byte what boto3 sends --

@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 import pytest
+from support.blocking import Blocking
 from support.faultproxy import Fault, FaultProxy, Request, Rule, Transient, only
 from support.inprocess import without_retry_waits
 
@@ -21,8 +22,9 @@ from gos3matic.core.metadata import copy_params
 from gos3matic.core.sizes import MiB
 from gos3matic.errors import NetworkError, S3Error
 from gos3matic.store import retry
-from gos3matic.store.boto import Boto3Bucket, make_client
+from gos3matic.store.boto import Boto3Bucket, ThreadedObjectStore, make_client
 from gos3matic.store.crt import CrtObjectStore, open_object_store
+from gos3matic.store.flow import FlowControl
 from gos3matic.store.multipart import MultipartCopier
 from gos3matic.store.protocols import Connection
 
@@ -97,7 +99,8 @@ def stores_through(proxy: FaultProxy, bucket: str) -> dict[str, Any]:
     boto3_bucket = Boto3Bucket(make_client(connection, 4), bucket)
     native = open_object_store(boto3_bucket, connection, PREFIX, 4)
     assert isinstance(native, CrtObjectStore), "awscrt fell back to boto3 on a local server"
-    return {"crt": native, "boto3": boto3_bucket}
+    threaded = ThreadedObjectStore(boto3_bucket, FlowControl(4), threads=4)
+    return {"crt": Blocking(native), "boto3": boto3_bucket, "boto3 threads": Blocking(threaded)}
 
 
 FAILING = [Fault.SLOW_DOWN, Fault.INTERNAL_ERROR, Fault.DROP_REPLY, Fault.DROP_REQUEST]
