@@ -17,12 +17,18 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 130
 
 
-# What 0 and 1 mean differ by command; 2, 3, 4 and 130 mean the same everywhere.
+PATH_REFUSED = (
+    "bad input, or a PATH that is a package root (use backfill) or an object: nothing was written"
+)
+# What 0 and 1 mean differ by command; 2, 3, 4 and 130 mean the same everywhere but where a
+# command says more.
 MEANINGS: dict[str, dict[ExitCode, str]] = {
     "annotate": {
-        ExitCode.OK: "every object annotated (or already was) and the marker written and read back",
-        ExitCode.FAILED: "objects failed (named on stderr and in --json), or nothing under PATH; "
-        "no marker",
+        ExitCode.OK: "every object annotated (or already was) and the marker written and read "
+        "back; with --dry-run, no object would fail",
+        ExitCode.FAILED: "objects failed, or would fail under --dry-run (named on stderr and in "
+        "--json), or nothing under PATH; no marker",
+        ExitCode.BAD_INPUT: PATH_REFUSED,
     },
     "status": {
         ExitCode.OK: "GoCD sees a complete revision, and can parse every folder name",
@@ -36,6 +42,7 @@ MEANINGS: dict[str, dict[ExitCode, str]] = {
     "mark": {
         ExitCode.OK: "the marker is written and read back (or was already there)",
         ExitCode.FAILED: "objects without the annotation, a failed read, or nothing under PATH",
+        ExitCode.BAD_INPUT: PATH_REFUSED,
     },
     "revision": {
         ExitCode.OK: "the revision printed",
@@ -43,7 +50,8 @@ MEANINGS: dict[str, dict[ExitCode, str]] = {
 }
 COMMON = {
     ExitCode.BAD_INPUT: "bad input: nothing was written",
-    ExitCode.ENVIRONMENT: "credentials, endpoint or bucket unusable: nothing was written",
+    ExitCode.ENVIRONMENT: "credentials refused, endpoint unreachable, bucket missing or not "
+    "yours: nothing was written",
     ExitCode.MARKER_NOT_KEPT: "the store did not keep the marker's metadata",
     ExitCode.INTERRUPTED: "interrupted (SIGINT/SIGTERM); no marker",
 }
@@ -58,8 +66,14 @@ NOT_APPLICABLE: dict[str, frozenset[ExitCode]] = {
 def meanings(command: str) -> dict[ExitCode, str]:
     """Every exit code COMMAND can end with, and what it means there."""
     skipped = NOT_APPLICABLE.get(command, frozenset())
-    both = {**MEANINGS[command], **COMMON}
+    both = {**COMMON, **MEANINGS[command]}
     return {code: text for code, text in sorted(both.items()) if code not in skipped}
+
+
+JSON_NOTE = (
+    "With --json, every exit prints one JSON object on stdout with exit_code, and error when the "
+    "run ended in one."
+)
 
 
 def epilog(command: str) -> str:
@@ -67,4 +81,4 @@ def epilog(command: str) -> str:
     lines = ["exit codes:"]
     for code, text in meanings(command).items():
         lines.append(f"  {int(code):<3} {text}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + JSON_NOTE + "\n"

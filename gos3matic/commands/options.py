@@ -152,14 +152,22 @@ def add_large_object_options(parser: argparse.ArgumentParser) -> None:
 def add_output_options(parser: argparse.ArgumentParser) -> None:
     output = parser.add_argument_group("output")
     output.add_argument(
-        "-q", "--quiet", action="store_true", help="no parameter table and no progress"
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no parameter table, no progress, no 'would ...' lines: the summary in one line "
+        "(one per revision in backfill); failures still on stderr",
     )
     output.add_argument(
         "--json",
         action="store_true",
-        help="one JSON object on stdout at the end; human text goes to stderr",
+        help="one JSON object on stdout on every exit, errors included; human text goes to stderr",
     )
-    output.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    output.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress display (a status line on a terminal, a line every 5 s elsewhere)",
+    )
 
 
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
