@@ -153,10 +153,10 @@ def outcome_document(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def warn_about_path(prefix: str, output: Output) -> None:
+def warn_about_path(prefix: str, output: Output | None = None) -> None:
     """On stderr, when GoCD will not take PATH for a revision, and louder when it breaks polling."""
     warning = path_warning(prefix)
     if warning is not None:
         message, breaks_polling = warning
         loud = "WARNING, GoCD will break" if breaks_polling else "warning"
-        output.warning(f"gos3matic: {loud}: {message}")
+        (output or Output()).warning(f"gos3matic: {loud}: {message}")
