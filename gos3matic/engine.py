@@ -13,7 +13,7 @@ import functools
 import itertools
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Protocol
@@ -36,6 +36,13 @@ STALE_READS = 3  # how often an object may change under us before it counts as f
 LISTING_PAGE = 1000  # keys handed from the listing thread to the loop at once (one S3 page)
 PART_COPIES = 4  # objects copied in parts at once; each runs its parts in parallel
 STOP_POLL = 0.1  # seconds between looks at the stop flag while waiting for room
+
+
+class Unread:
+    """A marker not read yet (None already means: no marker)."""
+
+
+UNREAD = Unread()
 
 
 class Progress(Protocol):
@@ -126,104 +133,206 @@ def annotate_prefix(
     announce: Callable[[Write], None],
 ) -> Outcome:
     """Every object under the plan's prefix, then its marker: the whole of one annotate run."""
-    started = time.monotonic()
-    bucket = store.bucket
-    keep_grants = bucket.acls_enabled()
-    copier = bucket.large_copier(stop, plan.multipart_threshold, plan.part_size, keep_grants)
-    tally = Tally()
-    try:
-        listing_failure = asyncio.run(
-            _annotate_objects(plan, store, copier, keep_grants, tally, progress, stop, announce)
-        )
-    finally:
-        copier.shutdown()
-
-    if listing_failure is not None:
-        if tally.listed == 0:
-            raise EnvironmentProblem(
-                f"cannot list s3://{plan.bucket}/{plan.prefix}: {describe(listing_failure)}"
-            )
-        tally.failed += 1
-        tally.failures.append(Failure(plan.prefix, f"listing stopped: {describe(listing_failure)}"))
-
-    outcome = Outcome(tally, MarkerState.WITHHELD, interrupted=stop.is_set())
-    finish_marker(plan, bucket, outcome, announce)
-    outcome.elapsed = time.monotonic() - started
-    outcome.requests = replace(store.flow.stats)
-    return outcome
+    return annotate_revisions([plan], store, progress, stop, announce)[0]
 
 
-async def _annotate_objects(
-    plan: Plan,
+def annotate_revisions(
+    plans: Sequence[Plan],
     store: Store,
-    copier: LargeCopier,
-    keep_grants: bool,
-    tally: Tally,
     progress: Progress,
     stop: threading.Event,
     announce: Callable[[Write], None],
-) -> BaseException | None:
-    """The listing streams into one task per object, as many at once as the flow control's
-    ceiling; the answer to each lands in the tally. Returns what stopped the listing, if
-    anything did."""
-    loop = asyncio.get_running_loop()
-    parts = ThreadPoolExecutor(PART_COPIES, thread_name_prefix="parts")
+    carry_on: Callable[[int, Outcome], bool] = lambda index, outcome: True,
+) -> list[Outcome]:
+    """Several prefixes through one pipeline, in order: the objects of later revisions are
+    annotated while earlier ones finish, and each marker is written only once every earlier one
+    is (strictly ascending, as backfill must: the poller only ever moves forward).
 
-    async def copy_in_parts(params: Mapping[str, Any], size: int) -> str | None:
-        copied = await loop.run_in_executor(parts, copier.copy, params, size)
+    After each marker, `carry_on(index, outcome)` says whether to go on; when it says no (say,
+    the revision failed), no new object is started and no later marker is written. Outcomes of
+    revisions never reached have nothing listed and MarkerState.WITHHELD.
+    """
+    started = time.monotonic()
+    bucket = store.bucket
+    keep_grants = bucket.acls_enabled()
+    threshold = min((plan.multipart_threshold for plan in plans), default=0)
+    part_size = plans[0].part_size if plans else None
+    copier = bucket.large_copier(stop, threshold, part_size, keep_grants)
+    pipeline = _Pipeline(store, copier, keep_grants, progress, stop, announce)
+    try:
+        outcomes = asyncio.run(pipeline.run(plans, carry_on))
+    finally:
+        copier.shutdown()
+    for outcome in outcomes:
+        outcome.requests = replace(store.flow.stats)
+    if len(outcomes) == 1:
+        outcomes[0].elapsed = time.monotonic() - started
+    return outcomes
+
+
+class _Revision:
+    """One prefix in the pipeline: its plan, tally, tasks, and what its listing ended with."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.tally = Tally()
+        self.tasks: set[asyncio.Task[tuple[Result, int, str | None]]] = set()
+        self.listed_all = asyncio.Event()
+        self.listing_failure: BaseException | None = None
+        self.marker_before: asyncio.Task[Mapping[str, str] | Unread | None] | None = None
+        self.started = time.monotonic()
+
+
+class _Pipeline:
+    """The listing streams into one task per object, as many at once as the flow control lets
+    requests out; the answer to each lands in its revision's tally; markers follow in order."""
+
+    def __init__(
+        self,
+        store: Store,
+        copier: LargeCopier,
+        keep_grants: bool,
+        progress: Progress,
+        stop: threading.Event,
+        announce: Callable[[Write], None],
+    ) -> None:
+        self.store = store
+        self.copier = copier
+        self.keep_grants = keep_grants
+        self.progress = progress
+        self.stop = stop
+        self.announce = announce
+        self.running = 0
+        self.room = asyncio.Event()
+        self.halted = False  # carry_on said no: start nothing new
+        self.shown = Tally()  # what progress shows: every revision's objects together
+
+    async def run(
+        self, plans: Sequence[Plan], carry_on: Callable[[int, Outcome], bool]
+    ) -> list[Outcome]:
+        revisions = [_Revision(plan) for plan in plans]
+        finisher = asyncio.get_running_loop().create_task(
+            self._finish_in_order(revisions, carry_on)
+        )
+        with ThreadPoolExecutor(PART_COPIES, thread_name_prefix="parts") as self.parts:
+            for revision in revisions:
+                if self.halted or self.stop.is_set():
+                    break
+                await self._feed(revision)
+            for revision in revisions:
+                revision.listed_all.set()  # those never fed: nothing listed, nothing to wait for
+            outcomes = await finisher
+        return outcomes
+
+    async def _feed(self, revision: _Revision) -> None:
+        plan, tally, loop = revision.plan, revision.tally, asyncio.get_running_loop()
+        revision.started = time.monotonic()
+        revision.marker_before = loop.create_task(_marker_now(self.store.objects, plan))
+        annotate = Annotator(plan, self.store.objects, self.keep_grants, self.announce, self._parts)
+        flow = self.store.flow
+        try:
+            async for listed in _listing(self.store.bucket, plan.prefix, self.stop):
+                if listed.key == plan.marker_key:
+                    continue
+                if plan.shard is not None and not owns(plan.shard, listed.key):
+                    tally.other_shards += 1
+                    continue
+                # No more objects under way than the flow control lets requests out: the rest
+                # wait here, in the listing, rather than as tasks queued for a slot.
+                while self.running >= min(flow.ceiling, flow.window) and not self._stopping():
+                    self.room.clear()
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self.room.wait(), STOP_POLL)
+                if self._stopping():
+                    break
+                tally.listed += 1
+                self.shown.listed += 1
+                self.progress.listed(self.shown)
+                task = loop.create_task(annotate(listed))
+                self.running += 1
+                revision.tasks.add(task)
+                task.add_done_callback(functools.partial(self._record, revision, listed.key))
+        except (S3Error, NetworkError) as error:
+            revision.listing_failure = error
+        finally:
+            revision.listed_all.set()
+
+    def _stopping(self) -> bool:
+        return self.halted or self.stop.is_set()
+
+    async def _parts(self, params: Mapping[str, Any], size: int) -> str | None:
+        loop = asyncio.get_running_loop()
+        copied = await loop.run_in_executor(self.parts, self.copier.copy, params, size)
         return copied.version_id
 
-    annotate = Annotator(plan, store.objects, keep_grants, announce, copy_in_parts)
-    running: set[asyncio.Task[tuple[Result, int, str | None]]] = set()
-    room = asyncio.Event()
-    ceiling = store.flow.ceiling
-
-    def record(key: str, task: asyncio.Task[tuple[Result, int, str | None]]) -> None:
-        running.discard(task)
-        room.set()
+    def _record(
+        self, revision: _Revision, key: str, task: asyncio.Task[tuple[Result, int, str | None]]
+    ) -> None:
+        self.running -= 1
+        self.room.set()
         if task.cancelled():
             return
-        error = task.exception()
+        tally, error = revision.tally, task.exception()
         if error is None:
             result, size, version_id = task.result()
             tally.count(result)
+            self.shown.count(result)
             tally.bytes_copied += size
             tally.new_versions += _new_version(version_id)
-            if result is Result.ANNOTATED and size > plan.multipart_threshold:
+            if result is Result.ANNOTATED and size > revision.plan.multipart_threshold:
                 tally.multipart += 1
         else:
             tally.failed += 1
+            self.shown.failed += 1
             tally.failures.append(Failure(key, describe(error)))
-        progress.finished(tally)
+        self.progress.finished(self.shown)
 
-    listing_failure: BaseException | None = None
+    async def _finish_in_order(
+        self, revisions: Sequence[_Revision], carry_on: Callable[[int, Outcome], bool]
+    ) -> list[Outcome]:
+        """Each revision's marker once its objects are done, one after the other, in order."""
+        loop = asyncio.get_running_loop()
+        outcomes = []
+        for index, revision in enumerate(revisions):
+            await revision.listed_all.wait()
+            while revision.tasks:  # an interrupt lets in-flight requests end; parts abort
+                _, revision.tasks = await asyncio.wait(revision.tasks)
+            existing = await revision.marker_before if revision.marker_before else UNREAD
+            outcome = self._outcome(revision)
+            if not self.halted:
+                await loop.run_in_executor(
+                    None, finish_marker, revision.plan, self.store.bucket, outcome,
+                    self.announce, existing,
+                )  # fmt: skip
+                outcome.elapsed = time.monotonic() - revision.started
+                if not carry_on(index, outcome):
+                    self.halted = True
+            outcomes.append(outcome)
+        return outcomes
+
+    def _outcome(self, revision: _Revision) -> Outcome:
+        tally, plan, failure = revision.tally, revision.plan, revision.listing_failure
+        if failure is not None:
+            if tally.listed == 0:
+                raise EnvironmentProblem(
+                    f"cannot list s3://{plan.bucket}/{plan.prefix}: {describe(failure)}"
+                )
+            tally.failed += 1
+            tally.failures.append(Failure(plan.prefix, f"listing stopped: {describe(failure)}"))
+        return Outcome(tally, MarkerState.WITHHELD, interrupted=self.stop.is_set())
+
+
+async def _marker_now(objects: ObjectStore, plan: Plan) -> Mapping[str, str] | Unread | None:
+    """The marker's metadata before this run writes it, read while the objects are done."""
+    if plan.dry_run or not plan.write_marker or plan.shard is not None:
+        return UNREAD
     try:
-        async for listed in _listing(store.bucket, plan.prefix, stop):
-            if listed.key == plan.marker_key:
-                continue
-            if plan.shard is not None and not owns(plan.shard, listed.key):
-                tally.other_shards += 1
-                continue
-            # No more objects under way than the flow control lets requests out: the rest wait
-            # here, in the listing, rather than as tasks queued for a slot.
-            while len(running) >= min(ceiling, store.flow.window) and not stop.is_set():
-                room.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(room.wait(), STOP_POLL)
-            if stop.is_set():
-                break
-            tally.listed += 1
-            progress.listed(tally)
-            task = loop.create_task(annotate(listed))
-            running.add(task)
-            task.add_done_callback(functools.partial(record, listed.key))
-    except (S3Error, NetworkError) as error:
-        listing_failure = error
-    finally:
-        while running:  # an interrupt lets in-flight requests end; copies in parts abort
-            await asyncio.wait(set(running))
-        parts.shutdown(wait=True)
-    return listing_failure
+        head = await objects.head_object(plan.marker_key)
+    except S3Error as error:
+        return None if error.code in ("NotFound", "NoSuchKey") else UNREAD
+    except NetworkError:
+        return UNREAD  # asked again at the end
+    return dict(head.get("Metadata") or {})
 
 
 async def _listing(bucket: Bucket, prefix: str, stop: threading.Event) -> AsyncIterator[Listed]:
@@ -247,9 +356,16 @@ async def _listing(bucket: Bucket, prefix: str, stop: threading.Event) -> AsyncI
 
 
 def finish_marker(
-    plan: Plan, bucket: Bucket, outcome: Outcome, announce: Callable[[Write], None]
+    plan: Plan,
+    bucket: Bucket,
+    outcome: Outcome,
+    announce: Callable[[Write], None],
+    existing: Mapping[str, str] | Unread | None = UNREAD,
 ) -> None:
-    """The marker, only when the tally is clean: written and read back, or why it was not."""
+    """The marker, only when the tally is clean: written and read back, or why it was not.
+
+    `existing`: the marker's metadata as read at the start of the run (None: no marker), to
+    save a round trip; read here when not given."""
     tally = outcome.tally
     if outcome.interrupted:
         outcome.marker = MarkerState.INTERRUPTED
@@ -266,16 +382,22 @@ def finish_marker(
         announce(Write(plan.bucket, plan.marker_key, plan.marker_metadata))
     else:
         try:
-            write_marker(plan, bucket, outcome)
+            write_marker(plan, bucket, outcome, existing)
         except (S3Error, NetworkError) as error:
             outcome.marker = MarkerState.WITHHELD
             tally.failed += 1
             tally.failures.append(Failure(plan.marker_key, f"marker: {describe(error)}"))
 
 
-def write_marker(plan: Plan, bucket: Bucket, outcome: Outcome) -> None:
+def write_marker(
+    plan: Plan,
+    bucket: Bucket,
+    outcome: Outcome,
+    existing: Mapping[str, str] | Unread | None = UNREAD,
+) -> None:
     """PUT the marker unless an identical one is there, then read it back: trust, but verify."""
-    existing = bucket.head_metadata(plan.marker_key)
+    if isinstance(existing, Unread):
+        existing = bucket.head_metadata(plan.marker_key)
     wanted = marker_metadata(existing, plan.marker_metadata)
     if existing == wanted:  # equal, not just carrying it: a key this run leaves out must go
         outcome.marker, outcome.marker_verified = MarkerState.ALREADY_PRESENT, True

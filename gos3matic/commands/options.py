@@ -12,8 +12,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import botocore.utils
-
 from gos3matic.core import ci
 from gos3matic.core.contract import (
     TRACEBACK_ENV,
@@ -300,6 +298,8 @@ def connection_from(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[C
         if value is not None and not value:
             raise InputError(f"{flag} is empty")
     if args.region:
+        import botocore.utils  # not for parsing alone: botocore takes a tenth of a second
+
         try:
             botocore.utils.validate_region_name(args.region)
         except ValueError:

@@ -231,6 +231,8 @@ class Boto3Bucket:
         self.client = client
         self.name = bucket
         self.expected_owner = expected_owner
+        self._acls: bool | None = None
+        self._acls_lock = threading.Lock()
         self._owner = {"ExpectedBucketOwner": expected_owner} if expected_owner else {}
         self._copy_owner = (
             {**self._owner, "ExpectedSourceBucketOwner": expected_owner} if expected_owner else {}
@@ -296,7 +298,15 @@ class Boto3Bucket:
         )
 
     def acls_enabled(self) -> bool:
-        """False when Object Ownership is BucketOwnerEnforced: no object can carry grants."""
+        """False when Object Ownership is BucketOwnerEnforced: no object can carry grants.
+
+        Asked once per bucket: a run asks before its first copy, open_store at start-up."""
+        with self._acls_lock:
+            if self._acls is None:
+                self._acls = self._read_acls_enabled()
+            return self._acls
+
+    def _read_acls_enabled(self) -> bool:
         try:
             response = self._call(
                 self.client.get_bucket_ownership_controls, Bucket=self.name, **self._owner

@@ -3,14 +3,19 @@
 Two controls, both adaptive (docs/s3-notes.md, "Rates"):
 
 - **Concurrency**, for latency. Against real S3 a request waits tens of milliseconds, so
-  throughput is requests in flight divided by the round trip. The window starts at `start` and
-  grows by one for every clean answer (doubling each round trip, as TCP's slow start) up to the
-  ceiling (`--max-in-flight`).
-- **Rate**, for politeness. Until S3 throttles there is no rate limit at all. The first throttling
-  answer (503 SlowDown, 429, ...) switches on a pacer: sends are spaced at a rate set to 70% of the
-  rate measured just before, and grown back along a cubic curve while answers come back clean --
-  the AWS SDKs' "adaptive" retry mode. One cut per reaction interval, so that the answers to a
-  burst already on the wire do not cut the rate again and again.
+  throughput is requests in flight divided by the round trip. The window starts small and grows
+  by two for every clean answer (it triples each round trip, as a TCP slow start would double)
+  up to the ceiling (`--max-in-flight`); after the first throttle, by one.
+- **Rate**, for politeness. Until S3 throttles there is no rate limit at all. A throttling answer
+  (503 SlowDown, 429, ...) switches on a pacer that spaces the sends. The first time, little is
+  known (the answers to a burst arrive together), so the pacer starts at half the rate S3 has
+  accepted so far, at least FIRST_RATE, and grows sevenfold a second until S3 throttles again.
+  From then on each throttle sets it to 90% of the rate S3 *accepted* over the last second (its
+  clean answers), and every clean answer raises it by a tenth of a request per second: ~10% a
+  second, until it finds S3's limit again. One cut per reaction interval, so that the answers to
+  a burst already on the wire do not cut it again and again. An additive increase and a
+  multiplicative decrease, as TCP's, on a rate instead of a window; the AWS SDKs' "adaptive" mode
+  paces the same way but regrows along a cubic curve.
 
 Everything here runs on the engine's event-loop thread: no locks.
 """
@@ -26,13 +31,17 @@ from contextlib import asynccontextmanager
 from gos3matic.core.outcome import RequestStats
 
 DEFAULT_CEILING = 1024  # requests in flight at most, unless --max-in-flight says otherwise
-START = 256  # the window before anything is known: what s5cmd runs from the start
-BETA = 0.7  # the rate after a throttle, as a share of the rate measured before it
-CUBIC_C = 0.4  # the AWS SDKs' constants for regrowing the rate
+START = 64  # the window before anything is known: small enough not to flood a throttled prefix
+FIRST_CUT = 0.5  # the first pacing rate, as a share of the rate S3 accepted
+FIRST_RATE = 50.0  # requests/s at least, the first time: S3 throttles at thousands a second
+CUT = 0.9  # every later cut
+PROBE_INCREASE = 2.0  # requests/s added per clean answer after the first cut: x7 a second
+INCREASE = 0.1  # the same after a later cut: ~10% growth a second
 MIN_RATE = 1.0  # requests per second: never stop altogether
-MEASURE_EVERY = 0.25  # seconds per bucket of the measured send rate
-SMOOTHING = 0.8  # weight of the newest bucket in the measured rate
+WINDOW = 1.0  # seconds of clean answers that measure the rate S3 accepts
 REACTION = 0.5  # seconds: one rate cut at most per interval
+PACER_TICK = 0.005  # seconds: the pacer releases the sends due in each tick together
+PACER_BURST = 0.05  # seconds of sends it may release at once after a late wake-up
 
 
 class FlowControl:
@@ -44,15 +53,13 @@ class FlowControl:
         self.stats = RequestStats()
         self.in_flight = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
-        # pacing, off until the first throttle
-        self.rate: float | None = None
-        self._next_send = 0.0
+        self.rate: float | None = None  # the pacer's, once S3 has throttled
+        self._turns: deque[asyncio.Future[None]] = deque()
+        self._pacer: asyncio.Task[None] | None = None
         self._last_cut = -REACTION
-        self._rate_at_cut = 0.0
-        # measured send rate
-        self._bucket_start = time.monotonic()
-        self._bucket_sent = 0
-        self.measured_rate = 0.0
+        self._accepted: deque[float] = deque()  # when each clean answer of the last WINDOW came
+        self._started: float | None = None  # the first send
+        self._cuts = 0
 
     # -- concurrency --
 
@@ -76,31 +83,49 @@ class FlowControl:
     # -- pacing --
 
     async def _pace(self) -> None:
-        now = time.monotonic()
-        self._measure(now)
+        """Wait for this send's turn under the pacer, if it is on: one queue, released at the
+        current rate by one task, so that a cut slows every waiting send at once."""
         if self.rate is None:
             return
-        self._regrow(now)
-        send_at = max(now, self._next_send)
-        self._next_send = send_at + 1.0 / self.rate
-        if send_at > now:
-            await asyncio.sleep(send_at - now)
+        turn = asyncio.get_running_loop().create_future()
+        self._turns.append(turn)
+        if self._pacer is None or self._pacer.done():
+            self._pacer = asyncio.get_running_loop().create_task(self._release_turns())
+        await turn
 
-    def _measure(self, now: float) -> None:
-        self._bucket_sent += 1
-        elapsed = now - self._bucket_start
-        if elapsed >= MEASURE_EVERY:
-            current = self._bucket_sent / elapsed
-            self.measured_rate = SMOOTHING * current + (1 - SMOOTHING) * self.measured_rate
-            self._bucket_start, self._bucket_sent = now, 0
+    async def _release_turns(self) -> None:
+        tokens, last = 1.0, time.monotonic()
+        while self._turns:
+            now = time.monotonic()
+            rate = self.rate or MIN_RATE
+            tokens = min(tokens + (now - last) * rate, max(1.0, rate * PACER_BURST))
+            last = now
+            while tokens >= 1.0 and self._turns:
+                turn = self._turns.popleft()
+                if not turn.done():
+                    turn.set_result(None)
+                    tokens -= 1.0
+            if self._turns:
+                await asyncio.sleep(max(PACER_TICK, (1.0 - tokens) / rate))
 
-    def _regrow(self, now: float) -> None:
-        """Cubic growth back towards, then past, the rate at the last cut."""
-        assert self.rate is not None
-        peak = self._rate_at_cut
-        k = ((peak * (1 - BETA)) / CUBIC_C) ** (1 / 3)
-        since = now - self._last_cut
-        self.rate = max(MIN_RATE, CUBIC_C * (since - k) ** 3 + peak)
+    def _answered_cleanly(self) -> None:
+        now = time.monotonic()
+        self._accepted.append(now)
+        while self._accepted and self._accepted[0] < now - WINDOW:
+            self._accepted.popleft()
+        if self.rate is not None:
+            self.rate += PROBE_INCREASE if self._cuts == 1 else INCREASE
+        if self.window < self.ceiling:  # one more in flight from now on, two in slow start
+            self.window = min(self.ceiling, self.window + (2 if self.rate is None else 1))
+            self._wake()
+
+    def accepted_rate(self) -> float:
+        """Clean answers per second over the last WINDOW (or since the start, if shorter)."""
+        now = time.monotonic()
+        while self._accepted and self._accepted[0] < now - WINDOW:
+            self._accepted.popleft()
+        since = now - (self._started or now)
+        return len(self._accepted) / max(min(WINDOW, since), 0.05)
 
     def throttled(self) -> None:
         """S3 answered SlowDown (or another throttling answer): slow down, once per interval."""
@@ -108,12 +133,13 @@ class FlowControl:
         now = time.monotonic()
         if now - self._last_cut < REACTION:
             return
-        sending = self.measured_rate or (self.in_flight / max(REACTION, 1e-3))
-        current = sending if self.rate is None else min(self.rate, sending)
-        self._rate_at_cut = max(MIN_RATE, current)
-        self.rate = max(MIN_RATE, current * BETA)
+        accepted = self.accepted_rate()
+        if self.rate is None:
+            self.rate = max(FIRST_RATE, accepted * FIRST_CUT)
+        else:
+            self.rate = max(MIN_RATE, min(self.rate, accepted) * CUT)
+        self._cuts += 1
         self._last_cut = now
-        self._next_send = now
 
     # -- one attempt --
 
@@ -123,11 +149,11 @@ class FlowControl:
         await self._enter()
         try:
             await self._pace()
+            if self._started is None:
+                self._started = time.monotonic()
             self.stats.requests += 1
             yield
         finally:
             self.in_flight -= 1
             self._wake()
-        if self.window < self.ceiling:  # a clean answer: one more in flight from now on
-            self.window += 1
-            self._wake()
+        self._answered_cleanly()
