@@ -25,7 +25,16 @@ from gos3matic.core.metadata import (
     is_annotated,
     marker_metadata,
 )
-from gos3matic.core.outcome import Failure, MarkerState, Outcome, Plan, Result, Tally, Write
+from gos3matic.core.outcome import (
+    Failure,
+    MarkerState,
+    Outcome,
+    Plan,
+    RequestStats,
+    Result,
+    Tally,
+    Write,
+)
 from gos3matic.core.poller import Folder, Marker, PollerView, folder_name, poller_view
 from gos3matic.core.shards import owns
 from gos3matic.errors import EnvironmentProblem, NetworkError, S3Error
@@ -46,9 +55,15 @@ UNREAD = Unread()
 
 
 class Progress(Protocol):
+    """What the engine reports to while it runs: from its event loop, one call at a time."""
+
     def listed(self, tally: Tally) -> None: ...
 
     def finished(self, tally: Tally) -> None: ...
+
+    def listing_complete(self, tally: Tally) -> None:
+        """Every object is listed: the total is known from here on."""
+        ...
 
 
 def describe(error: BaseException) -> str:
@@ -152,19 +167,29 @@ def annotate_revisions(
     the revision failed), no new object is started and no later marker is written. Outcomes of
     revisions never reached have nothing listed and MarkerState.WITHHELD.
     """
+    if not plans:
+        return []
     started = time.monotonic()
     bucket = store.bucket
     keep_grants = bucket.acls_enabled()
-    threshold = min((plan.multipart_threshold for plan in plans), default=0)
-    part_size = plans[0].part_size if plans else None
+    threshold = min(plan.multipart_threshold for plan in plans)
+    part_size = plans[0].part_size
     copier = bucket.large_copier(stop, threshold, part_size, keep_grants)
     pipeline = _Pipeline(store, copier, keep_grants, progress, stop, announce)
+    before = replace(store.flow.stats)
     try:
         outcomes = asyncio.run(pipeline.run(plans, carry_on))
     finally:
         copier.shutdown()
+    sent = store.flow.stats
+    this_run = RequestStats(  # the store may have served earlier runs: this run's own
+        sent.requests - before.requests,
+        sent.retries - before.retries,
+        sent.throttled - before.throttled,
+        sent.peak_in_flight,
+    )
     for outcome in outcomes:
-        outcome.requests = replace(store.flow.stats)
+        outcome.requests = this_run
     if len(outcomes) == 1:
         outcomes[0].elapsed = time.monotonic() - started
     return outcomes
@@ -219,6 +244,7 @@ class _Pipeline:
                 if self.halted or self.stop.is_set():
                     break
                 await self._feed(revision)
+            self.progress.listing_complete(self.shown)
             for revision in revisions:
                 revision.listed_all.set()  # those never fed: nothing listed, nothing to wait for
             outcomes = await finisher
@@ -282,9 +308,11 @@ class _Pipeline:
             if result is Result.ANNOTATED and size > revision.plan.multipart_threshold:
                 tally.multipart += 1
         else:
+            failure = Failure(key, describe(error))
             tally.failed += 1
+            tally.failures.append(failure)
             self.shown.failed += 1
-            tally.failures.append(Failure(key, describe(error)))
+            self.shown.failures.append(failure)  # a failure is told as it happens
         self.progress.finished(self.shown)
 
     async def _finish_in_order(
@@ -298,7 +326,7 @@ class _Pipeline:
             while revision.tasks:  # an interrupt lets in-flight requests end; parts abort
                 _, revision.tasks = await asyncio.wait(revision.tasks)
             existing = await revision.marker_before if revision.marker_before else UNREAD
-            outcome = self._outcome(revision)
+            outcome = self._outcome(revision, first=index == 0)
             if not self.halted:
                 await loop.run_in_executor(
                     None, finish_marker, revision.plan, self.store.bucket, outcome,
@@ -310,10 +338,10 @@ class _Pipeline:
             outcomes.append(outcome)
         return outcomes
 
-    def _outcome(self, revision: _Revision) -> Outcome:
+    def _outcome(self, revision: _Revision, first: bool) -> Outcome:
         tally, plan, failure = revision.tally, revision.plan, revision.listing_failure
         if failure is not None:
-            if tally.listed == 0:
+            if tally.listed == 0 and first:  # nothing done yet: the bucket is unusable
                 raise EnvironmentProblem(
                     f"cannot list s3://{plan.bucket}/{plan.prefix}: {describe(failure)}"
                 )
@@ -399,7 +427,7 @@ def write_marker(
     if isinstance(existing, Unread):
         existing = bucket.head_metadata(plan.marker_key)
     wanted = marker_metadata(existing, plan.marker_metadata)
-    if _carries(existing, wanted):
+    if existing == wanted:  # equal, not just carrying it: a key this run leaves out must go
         outcome.marker, outcome.marker_verified = MarkerState.ALREADY_PRESENT, True
         return
     outcome.tally.new_versions += _new_version(bucket.put_marker(plan.marker_key, wanted))

@@ -9,6 +9,10 @@ class EnvironmentProblem(RuntimeError):
     """Credentials, endpoint or bucket unusable before any write (exit 3)."""
 
 
+class EndpointUnreachable(EnvironmentProblem):
+    """The endpoint's host name does not resolve, or TLS with it fails: no retry can fix that."""
+
+
 class S3Error(Exception):
     """An error answer from the S3 service, independent of the client library that got it."""
 

@@ -17,7 +17,11 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 130
 
 
-# What 0 and 1 mean differ by command; 2, 3, 4 and 130 mean the same everywhere.
+PATH_REFUSED = (
+    "bad input, or a PATH that is a package root (use backfill) or an object: nothing was written"
+)
+# What 0 and 1 mean differ by command; 2, 3, 4 and 130 mean the same everywhere but where a
+# command says more.
 MEANINGS: dict[str, dict[ExitCode, str]] = {
     "begin": {
         ExitCode.OK: "the pending marker is written and read back, or a marker (complete or "
@@ -25,9 +29,12 @@ MEANINGS: dict[str, dict[ExitCode, str]] = {
         ExitCode.FAILED: "the pending marker could not be written",
     },
     "annotate": {
-        ExitCode.OK: "every object annotated (or already was) and the marker written and read back",
-        ExitCode.FAILED: "objects failed (named on stderr and in --json), or nothing under PATH; "
-        "no complete marker (a pending one keeps the package pollable)",
+        ExitCode.OK: "every object annotated (or already was) and the marker written and read "
+        "back; with --dry-run, no object would fail",
+        ExitCode.FAILED: "objects failed, or would fail under --dry-run (named on stderr and in "
+        "--json), or nothing under PATH; no complete marker (a pending one keeps the package "
+        "pollable)",
+        ExitCode.BAD_INPUT: PATH_REFUSED,
     },
     "status": {
         ExitCode.OK: "GoCD's poll succeeds and reports a complete revision",
@@ -51,6 +58,7 @@ MEANINGS: dict[str, dict[ExitCode, str]] = {
     "mark": {
         ExitCode.OK: "the marker is written and read back (or was already there)",
         ExitCode.FAILED: "objects without the annotation, a failed read, or nothing under PATH",
+        ExitCode.BAD_INPUT: PATH_REFUSED,
     },
     "revision": {
         ExitCode.OK: "the revision printed",
@@ -58,7 +66,8 @@ MEANINGS: dict[str, dict[ExitCode, str]] = {
 }
 COMMON = {
     ExitCode.BAD_INPUT: "bad input: nothing was written",
-    ExitCode.ENVIRONMENT: "credentials, endpoint or bucket unusable: nothing was written",
+    ExitCode.ENVIRONMENT: "credentials refused, endpoint unreachable, bucket missing or not "
+    "yours: nothing was written",
     ExitCode.MARKER_NOT_KEPT: "the store did not keep the marker's metadata",
     ExitCode.INTERRUPTED: "interrupted (SIGINT/SIGTERM); no complete marker",
 }
@@ -76,8 +85,14 @@ NOT_APPLICABLE: dict[str, frozenset[ExitCode]] = {
 def meanings(command: str) -> dict[ExitCode, str]:
     """Every exit code COMMAND can end with, and what it means there."""
     skipped = NOT_APPLICABLE.get(command, frozenset())
-    both = {**MEANINGS[command], **COMMON}
+    both = {**COMMON, **MEANINGS[command]}
     return {code: text for code, text in sorted(both.items()) if code not in skipped}
+
+
+JSON_NOTE = (
+    "With --json, every exit prints one JSON object on stdout with exit_code, and error when the "
+    "run ended in one."
+)
 
 
 def epilog(command: str) -> str:
@@ -85,4 +100,4 @@ def epilog(command: str) -> str:
     lines = ["exit codes:"]
     for code, text in meanings(command).items():
         lines.append(f"  {int(code):<3} {text}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + JSON_NOTE + "\n"

@@ -1,16 +1,38 @@
-"""What a person sees while a run goes: a bar on a terminal, a plain line now and then in a log."""
+"""What a person sees while a run goes: a status line on a terminal, a plain line now and then in
+a log, and each failed object on stderr as soon as it fails.
+
+A display knows what it knows: while the listing runs, only the objects done and the rate; a
+percentage and an ETA once the listing is complete and the total is known. Its counts are the
+summary's own words and numbers (report.py builds both from the same `Counts`).
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import TextIO
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol, cast
 
-from tqdm import tqdm
+from gos3matic.core.outcome import Plan, Tally
+from gos3matic.core.shards import owns
+from gos3matic.output import Output
+from gos3matic.store.protocols import Bucket, Listed, Store
 
-from gos3matic.core.outcome import Tally
+PLAIN_PROGRESS_EVERY = 5.0  # seconds between progress lines in a log, or on a narrow terminal
+REDRAW_EVERY = 0.25  # seconds between redraws of the status line: at most 4 a second
+MIN_STATUS_WIDTH = 40  # columns below which a status line is unreadable: plain lines instead
 
-PLAIN_PROGRESS_EVERY = 5.0  # seconds between progress lines in a non-terminal log
+Counts = Callable[[Tally], str]  # "annotated 3, skipped 1, failed 0": the summary's words
+
+
+class Progress(Protocol):
+    """What the engine reports to; `listing_complete` once the last object is listed."""
+
+    def listed(self, tally: Tally) -> None: ...
+
+    def finished(self, tally: Tally) -> None: ...
+
+    def listing_complete(self, tally: Tally) -> None: ...
 
 
 class NoProgress:
@@ -20,64 +42,168 @@ class NoProgress:
     def finished(self, tally: Tally) -> None:
         pass
 
+    def listing_complete(self, tally: Tally) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
 
-class BarProgress:
-    """A tqdm bar for a terminal: objects done out of those listed so far, and the rate."""
+class _Display:
+    """The sentence both displays show; subclasses decide when and where."""
 
-    def __init__(self, out: TextIO) -> None:
-        self._bar = tqdm(total=0, unit="obj", file=out, dynamic_ncols=True, desc="annotating")
-        self._lock = threading.Lock()
+    every = PLAIN_PROGRESS_EVERY
 
-    def listed(self, tally: Tally) -> None:
-        with self._lock:
-            self._bar.total = tally.listed
-            self._bar.refresh()
-
-    def finished(self, tally: Tally) -> None:
-        with self._lock:
-            self._bar.update(1)
-            self._bar.set_postfix(failed=tally.failed, refresh=False)
-
-    def close(self) -> None:
-        self._bar.close()
-
-
-class LineProgress:
-    """For a job log: one plain line at most every few seconds, never a carriage return."""
-
-    def __init__(self, out: TextIO, every: float = PLAIN_PROGRESS_EVERY) -> None:
-        self._out = out
-        self._every = every
-        self._started = time.monotonic()
-        self._next = self._started + every
-        self._lock = threading.Lock()
+    def __init__(self, output: Output, what: str, counts: Counts) -> None:
+        self.output = output
+        self.what = what
+        self.counts = counts
+        self.started = time.monotonic()
+        self.total: int | None = None  # known once the listing is complete
+        self._next = self.started + self.every
+        self._drawing = threading.Lock()
 
     def listed(self, tally: Tally) -> None:
-        self._maybe_print(tally)
+        self._maybe_show(tally)
 
     def finished(self, tally: Tally) -> None:
-        self._maybe_print(tally)
+        self._maybe_show(tally)
 
-    def _maybe_print(self, tally: Tally) -> None:
+    def listing_complete(self, tally: Tally) -> None:
+        self.total = tally.listed
+
+    def _maybe_show(self, tally: Tally) -> None:
         now = time.monotonic()
-        if now < self._next or not self._lock.acquire(blocking=False):
+        if now < self._next or not self._drawing.acquire(blocking=False):
             return
         try:
-            self._next = now + self._every
-            done = tally.done
-            rate = done / max(now - self._started, 1e-9)
-            print(
-                f"progress: {done} done of {tally.listed} listed so far "
-                f"({tally.annotated} annotated, {tally.skipped} skipped, {tally.failed} failed), "
-                f"{rate:.0f} objects/s",
-                file=self._out,
-                flush=True,
-            )
+            self._next = now + self.every
+            self.show(self.sentence(tally, now))
         finally:
-            self._lock.release()
+            self._drawing.release()
+
+    def sentence(self, tally: Tally, now: float) -> str:
+        done = tally.done
+        elapsed = max(now - self.started, 1e-9)
+        rate = done / elapsed
+        counts = self.counts(tally)
+        if self.total is None:
+            return f"{self.what}: {done} done, still listing ({counts}), {rate:.0f} objects/s"
+        total = max(self.total, done)
+        percent = 100 * done // total if total else 100
+        eta = f", ETA {duration(max(total - done, 0) / rate)}" if rate > 0 and done < total else ""
+        return f"{self.what}: {done} of {total} ({percent}%) ({counts}), {rate:.0f} objects/s{eta}"
+
+    def show(self, text: str) -> None:
+        raise NotImplementedError
 
     def close(self) -> None:
         pass
+
+
+class LogProgress(_Display):
+    """For a job log or a terminal too narrow for a status line: a plain line every few seconds."""
+
+    def show(self, text: str) -> None:
+        self.output.warning(f"progress: {text}")
+
+
+class TerminalProgress(_Display):
+    """One status line at the bottom of the terminal, redrawn at most every REDRAW_EVERY."""
+
+    every = REDRAW_EVERY
+
+    def show(self, text: str) -> None:
+        width = self.output.status_width()
+        if width >= MIN_STATUS_WIDTH:
+            self.output.draw_status(text, width)
+        else:  # resized below a readable width: nothing rather than a wrapped mess
+            self.output.clear_status()
+
+    def close(self) -> None:
+        self.output.clear_status()
+
+
+def display_for(output: Output, enabled: bool, what: str, counts: Counts) -> Any:
+    """A status line on a wide terminal, plain lines elsewhere, nothing when not wanted."""
+    if not enabled:
+        return NoProgress()
+    if output.status_width() >= MIN_STATUS_WIDTH:
+        return TerminalProgress(output, what, counts)
+    return LogProgress(output, what, counts)
+
+
+class RunProgress:
+    """What one engine run reports to: each new failure at once on stderr, then the display.
+
+    The engine appends to `tally.failures` and then calls `finished`; a failure found after the
+    last object (the listing, the marker) is reported by `close`.
+    """
+
+    def __init__(self, output: Output, display: Any) -> None:
+        self.output = output
+        self.display = display
+        self._reported = 0
+        self._lock = threading.Lock()
+
+    def listed(self, tally: Tally) -> None:
+        self.display.listed(tally)
+
+    def finished(self, tally: Tally) -> None:
+        self._report_failures(tally)
+        self.display.finished(tally)
+
+    def listing_complete(self, tally: Tally) -> None:
+        self.display.listing_complete(tally)
+
+    def listing_ended(self, objects: int) -> None:
+        self.display.listing_complete(Tally(listed=objects))
+
+    def close(self, tally: Tally | None = None) -> None:
+        self.display.close()
+        if tally is not None:
+            self._report_failures(tally)
+
+    def _report_failures(self, tally: Tally) -> None:
+        with self._lock:
+            new = tally.failures[self._reported :]
+            self._reported += len(new)
+        for failure in new:
+            self.output.warning(f"gos3matic: FAILED {failure.key}: {failure.error}")
+
+    def watching(self, store: Store, plan: Plan) -> Store:
+        """The store, whose listings tell this progress when they end (the total is known then)."""
+        return Store(cast(Bucket, _ListingWatch(store.bucket, plan, self)), store.objects)
+
+
+class _ListingWatch:
+    """A bucket whose object listing, once it has handed out its last object, tells the progress
+    how many of them are the plan's to annotate (the engine may list ahead of its tally)."""
+
+    def __init__(self, bucket: Bucket, plan: Plan, progress: RunProgress) -> None:
+        self._bucket = bucket
+        self._plan = plan
+        self._progress = progress
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._bucket, name)
+
+    def list_objects(self, prefix: str) -> Iterator[Listed]:
+        plan, objects = self._plan, 0
+        for listed in self._bucket.list_objects(prefix):
+            if listed.key != plan.marker_key and (
+                plan.shard is None or owns(plan.shard, listed.key)
+            ):
+                objects += 1
+            yield listed
+        self._progress.listing_ended(objects)
+
+
+def duration(seconds: float) -> str:
+    """A short human duration: 42 s, 3 min 05 s, 2 h 10 min."""
+    whole = int(seconds + 0.5)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02} min"

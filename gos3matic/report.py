@@ -3,13 +3,15 @@ serializer for every command's outcomes. Progress while it runs is in progress.p
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from gos3matic.core.outcome import MarkerState, Outcome, Tally
 from gos3matic.core.poller import path_warning
+from gos3matic.output import Output, emit
+from gos3matic.output import error_line as error_line  # their home is output.py
+from gos3matic.output import to_json as to_json
+from gos3matic.progress import Counts
 
 FAILURES_SHOWN = 20
 
@@ -31,11 +33,13 @@ MARKER_SENTENCES = {
 }
 
 
-def parameter_table(rows: Sequence[tuple[str, str]], out: TextIO) -> None:
+def table_text(rows: Sequence[tuple[str, str]]) -> str:
     width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"  {name.ljust(width)}  {value}", file=out)
-    out.flush()
+    return "\n".join(f"  {name.ljust(width)}  {value}" for name, value in rows)
+
+
+def parameter_table(rows: Sequence[tuple[str, str]], out: TextIO) -> None:
+    emit(table_text(rows), out)
 
 
 def human_bytes(count: int) -> str:
@@ -47,32 +51,54 @@ def human_bytes(count: int) -> str:
     raise AssertionError("unreachable")
 
 
-def summary_text(outcome: Outcome, dry_run: bool) -> str:
+def count_words(tally: Tally, dry_run: bool) -> list[tuple[str, int]]:
+    """The counts of a run in the words the summary, the -q line and the progress display share."""
+    first = ("would annotate", tally.would_annotate) if dry_run else ("annotated", tally.annotated)
+    return [first, ("skipped", tally.skipped), ("failed", tally.failed)]
+
+
+def counts_for(dry_run: bool) -> Counts:
+    """`count_words` as one phrase: "annotated 3, skipped 1, failed 0"."""
+    return lambda tally: ", ".join(f"{word} {n}" for word, n in count_words(tally, dry_run))
+
+
+def summary_text(outcome: Outcome, dry_run: bool, failures: bool = True) -> str:
+    """The statistics block after a run; `failures`: list the failed keys too."""
     tally = outcome.tally
     lines = []
     if outcome.interrupted:
         lines.append("interrupted: no new work was started after the signal")
-    if dry_run:
-        lines.append(f"  would annotate  {tally.would_annotate}")
-    else:
-        lines.append(f"  annotated       {tally.annotated}")
-    lines += [
-        f"  skipped         {tally.skipped}  (already annotated)",
-        f"  failed          {tally.failed}",
-        f"  multipart       {tally.multipart}  (annotated by a multipart copy)",
-    ]
+    notes = {"skipped": "  (already annotated)"}
+    for word, number in count_words(tally, dry_run):
+        lines.append(f"  {word.ljust(15)} {number}{notes.get(word, '')}")
+    if tally.multipart:
+        lines.append(f"  multipart       {tally.multipart}  (annotated by a multipart copy)")
     if tally.other_shards:
         lines.append(f"  other shards'   {tally.other_shards}  (listed, left to the other shards)")
+    if not dry_run:
+        lines.append(f"  bytes copied    {human_bytes(tally.bytes_copied)}")
+    if tally.new_versions:
+        lines.append(
+            f"  new versions    {tally.new_versions}  (versioned bucket: one per copy and per "
+            "marker written; the old versions stay)"
+        )
     lines += [
-        f"  bytes copied    {human_bytes(tally.bytes_copied)}",
-        f"  new versions    {tally.new_versions}  (versioned buckets: one per copy and per marker "
-        "written; the old versions stay)",
         f"  elapsed         {outcome.elapsed:.1f} s",
         f"  requests        {_requests_line(outcome)}",
         f"  marker          {MARKER_SENTENCES[outcome.marker]}",
     ]
-    lines += failure_lines(tally, "  ")
+    if failures:
+        lines += failure_lines(tally, "  ")
     return "\n".join(lines)
+
+
+def summary_line(where: str, outcome: Outcome, dry_run: bool) -> str:
+    """The whole summary in one line, for -q: "s3://b/p/: annotated 3, …; marker …"."""
+    interrupted = "interrupted; " if outcome.interrupted else ""
+    return (
+        f"{where}: {interrupted}{counts_for(dry_run)(outcome.tally)}; "
+        f"marker {MARKER_SENTENCES[outcome.marker]} ({outcome.elapsed:.1f} s)"
+    )
 
 
 def _requests_line(outcome: Outcome) -> str:
@@ -127,19 +153,10 @@ def outcome_document(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def to_json(document: Mapping[str, Any]) -> str:
-    """The one serializer of --json: every command prints exactly one such object on stdout."""
-    return json.dumps(document, indent=2)
-
-
-def error_line(message: str) -> None:
-    print(f"gos3matic: error: {message}", file=sys.stderr, flush=True)
-
-
-def warn_about_path(prefix: str) -> None:
+def warn_about_path(prefix: str, output: Output | None = None) -> None:
     """On stderr, when GoCD will not take PATH for a revision, and louder when it breaks polling."""
     warning = path_warning(prefix)
     if warning is not None:
         message, breaks_polling = warning
         loud = "WARNING, GoCD will break" if breaks_polling else "warning"
-        print(f"gos3matic: {loud}: {message}", file=sys.stderr, flush=True)
+        (output or Output()).warning(f"gos3matic: {loud}: {message}")

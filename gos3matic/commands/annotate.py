@@ -3,37 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
-import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any
 
 from gos3matic.commands import options
 from gos3matic.commands.runtime import (
     Connection,
     Store,
-    emit,
-    info_stream,
     install_stop_signals,
     open_store,
-    progress_for,
+    output_for,
+    run_engine,
 )
-from gos3matic.core.contract import normalize_prefix
-from gos3matic.core.outcome import MarkerState, Outcome, Plan, Write
-from gos3matic.engine import annotate_prefix
-from gos3matic.errors import NetworkError, S3Error
+from gos3matic.core.contract import looks_like_revision_path, normalize_prefix, parse_revision
+from gos3matic.core.outcome import MarkerState, Outcome, Plan
+from gos3matic.core.poller import folder_name
+from gos3matic.errors import EnvironmentProblem, InputError, NetworkError, S3Error
 from gos3matic.exitcodes import ExitCode, epilog
 from gos3matic.markers import PendingMarker, pending_before_annotating
+from gos3matic.output import Output
 from gos3matic.report import (
     error_line,
     outcome_document,
-    parameter_table,
+    summary_line,
     summary_text,
-    to_json,
+    table_text,
     warn_about_path,
 )
+from gos3matic.store.protocols import Bucket
 
 NAME = "annotate"
 
@@ -127,7 +128,7 @@ def exit_code(outcome: Outcome) -> ExitCode:
     return ExitCode.OK
 
 
-def keep_pollable(plan: Plan, store: Store, info: TextIO, quiet: bool) -> PendingMarker | None:
+def keep_pollable(plan: Plan, store: Store, output: Output) -> PendingMarker | None:
     """The first write: a pending marker when objects are there without one, so that GoCD's
     poll of the package skips this folder, instead of failing, while the run lasts and after a
     failed or interrupted one. Never over a marker already there."""
@@ -139,47 +140,99 @@ def keep_pollable(plan: Plan, store: Store, info: TextIO, quiet: bool) -> Pendin
             "carrying on, but GoCD's poll of this package fails until the folder has a marker"
         )
         return None
-    if pending is not None and pending.written and not quiet:
-        emit(pending.sentence(plan.bucket), info)
+    if pending is not None and pending.written:
+        output.note(pending.sentence(plan.bucket))
     return pending
 
 
 def run(args: argparse.Namespace) -> int:
     checked = request(args, os.environ)
     plan = checked.plan
-    info = info_stream(args)
-    warn_about_path(plan.prefix)
-    if not args.quiet:
-        parameter_table(checked.table, info)
+    output = output_for(args)
+    warn_about_path(plan.prefix, output)
+    output.note(table_text(checked.table))
 
     stop = threading.Event()
-    install_stop_signals(stop)
+    install_stop_signals(stop, output)
     store = open_store(checked.connection, plan.bucket, plan.workers, plan.marker_key)
+    refuse_unsafe_path(store.bucket, plan.prefix)
     pending = None
     if plan.write_marker and not plan.dry_run:
-        pending = keep_pollable(plan, store, info, args.quiet)
-    progress = progress_for(args)
-
-    def announce(write: Write) -> None:
-        emit(write.sentence(), info)
-
-    try:
-        outcome = annotate_prefix(plan, store, progress, stop, announce)
-    finally:
-        progress.close()
+        pending = keep_pollable(plan, store, output)
+    outcome = run_engine(args, output, plan, store, stop)
     if pending is not None and pending.new_version:
         outcome.tally.new_versions += 1  # the pending marker is a version this run made too
     code = exit_code(outcome)
-    emit(summary_text(outcome, plan.dry_run), info)
+    if args.quiet:
+        output.line(summary_line(f"s3://{plan.bucket}/{plan.prefix}", outcome, plan.dry_run))
+    else:  # under --json the failed keys are on stderr already
+        output.line(summary_text(outcome, plan.dry_run, failures=not args.json))
     if args.json:
-        document = {
-            "bucket": plan.bucket,
-            "prefix": plan.prefix,
-            "marker_key": plan.marker_key,
-            "dry_run": plan.dry_run,
-            **outcome_document(outcome),
-            "pending_marker": pending.state.value if pending else None,
-            "exit_code": int(code),
-        }
-        emit(to_json(document), sys.stdout)
+        output.document(
+            {
+                "bucket": plan.bucket,
+                "prefix": plan.prefix,
+                "marker_key": plan.marker_key,
+                "dry_run": plan.dry_run,
+                **outcome_document(outcome),
+                "pending_marker": pending.state.value if pending else None,
+                "exit_code": int(code),
+            }
+        )
     return code
+
+
+PACKAGE_PAGE = 1000  # common prefixes read to tell a package root: one listing page
+
+
+def refuse_unsafe_path(bucket: Bucket, prefix: str) -> None:
+    """Exit 2 before any write when PATH is not one revision's folder: a package root (its
+    children are revision folders) or an object's own key. Either would be relabelled wholesale
+    and get a marker GoCD misreads."""
+    if not looks_like_revision_path(prefix):
+        try:
+            children = [
+                folder_name(child, prefix)
+                for child in itertools.islice(bucket.list_folders(prefix), PACKAGE_PAGE)
+            ]
+        except (S3Error, NetworkError) as error:
+            raise EnvironmentProblem(f"cannot list s3://{bucket.name}/{prefix}: {error}") from None
+        revisions = sorted(
+            (name for name in children if parse_revision(name) is not None),
+            key=lambda name: parse_revision(name) or (0, 0, 0),
+        )
+        if revisions:
+            shown = ", ".join(revisions[:5]) + (", ..." if len(revisions) > 5 else "")
+            raise InputError(
+                f"refusing {prefix}: its folders are revisions ({shown}), so it is a package, "
+                "not one revision; annotating it would relabel every revision and write a "
+                f"marker at the package's own key. Use 'gos3matic backfill {bucket.name} "
+                f"{prefix.rstrip('/')}' for every incomplete revision, or name one revision, "
+                f"e.g. {prefix}{revisions[-1]}"
+            )
+    key = prefix.rstrip("/")
+    if _is_object(bucket, key) and not _holds_anything(bucket, prefix):
+        parent = key.rpartition("/")[0]
+        instead = f"name the folder that holds it, {parent}" if parent else "name a folder"
+        raise InputError(
+            f"refusing {key}: it is an object, not a folder, and nothing is under {prefix}; "
+            f"a marker would be written at {prefix}. To annotate that object's revision, "
+            f"{instead}"
+        )
+
+
+def _is_object(bucket: Bucket, key: str) -> bool:
+    try:
+        bucket.head_object(key)
+    except S3Error:
+        return False  # NotFound, or a HEAD we may not make: the listing will tell
+    except NetworkError as error:
+        raise EnvironmentProblem(f"cannot read s3://{bucket.name}/{key}: {error}") from None
+    return True
+
+
+def _holds_anything(bucket: Bucket, prefix: str) -> bool:
+    try:
+        return any(True for _ in itertools.islice(bucket.list_objects(prefix), 1))
+    except (S3Error, NetworkError) as error:
+        raise EnvironmentProblem(f"cannot list s3://{bucket.name}/{prefix}: {error}") from None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import textwrap
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -15,11 +14,12 @@ from typing import Any
 from gos3matic.commands import options
 from gos3matic.commands.runtime import (
     Connection,
-    emit,
-    info_stream,
+    Store,
     install_stop_signals,
     open_store,
+    output_for,
     progress_for,
+    run_engine,
 )
 from gos3matic.core.backfill import (
     LabelSource,
@@ -37,18 +37,17 @@ from gos3matic.core.metadata import encode_annotation
 from gos3matic.core.outcome import MarkerState, Outcome, Plan, Tally, Write
 from gos3matic.core.poller import Folder, PollerView, normalize_package, poller_view
 from gos3matic.core.shards import Shard
-from gos3matic.engine import annotate_prefix, finish_marker
+from gos3matic.engine import annotate_revisions, finish_marker
 from gos3matic.errors import InputError, NetworkError, S3Error
 from gos3matic.exitcodes import ExitCode, epilog
 from gos3matic.markers import PendingMarker, read_folders, write_pending
+from gos3matic.output import Output
 from gos3matic.report import (
     FAILURES_SHOWN,
-    error_line,
     failure_lines,
-    parameter_table,
-    summary_text,
+    summary_line,
+    table_text,
     tally_document,
-    to_json,
 )
 from gos3matic.store.protocols import Bucket
 
@@ -392,9 +391,10 @@ def check_plan_for(plan: Plan) -> Plan:
 # -- the report -----------------------------------------------------------------------------------
 
 
-def backfill_summary(backfill: Backfill) -> str:
-    lines = []
-    for write in backfill.pending:
+def backfill_summary(backfill: Backfill, quiet: bool = False, failures: bool = True) -> str:
+    """One line per revision (all -q prints), the failed keys, then the folders left alone."""
+    lines = [] if quiet else ["backfill:"]
+    for write in [] if quiet else backfill.pending:  # -q: the revisions alone (--json has them)
         state = write.result if write.marker else f"FAILED: {write.error}"
         lines.append(f"  {write.folder}  had no marker: pending marker {state}")
     for run in backfill.runs:
@@ -413,12 +413,15 @@ def backfill_summary(backfill: Backfill) -> str:
             f"  {run.folder.name}  label {run.label}  {sentence}"
             + (f"  ({counts})" if run.outcome else "")
         )
-        lines += failure_lines(tally, "    ")
+        if failures:
+            lines += failure_lines(tally, "    ")
     view = backfill.view
     if view.folders == 0:
         lines.append(f"  nothing under {view.package} at all: is PIPELINE/STAGE/JOB spelled right?")
     elif not backfill.runs:
         lines.append("  nothing to backfill: no incomplete revision")
+    if quiet:
+        return "\n".join(lines)
     lines.append(f"  complete        {len(view.complete)}  (left alone)")
     if view.unparseable:
         lines.append(
@@ -465,43 +468,38 @@ def backfill_document(
     return document
 
 
-def warn_about_folders(view: PollerView, runs: Sequence[RevisionRun]) -> None:
+def warn_about_folders(view: PollerView, runs: Sequence[RevisionRun], output: Output) -> None:
     if view.unparseable_complete:
-        emit(
+        output.warning(
             f"gos3matic: WARNING: complete folder(s) the poller cannot parse: "
             f"{', '.join(view.unparseable_complete)}; they still make every poll of the package "
-            "fail: 'gos3matic repair' takes 'completed' off their markers",
-            sys.stderr,
+            "fail: 'gos3matic repair' takes 'completed' off their markers"
         )
     others = [name for name in view.unparseable if name not in view.unparseable_complete]
     if others:
-        emit(
+        output.warning(
             f"gos3matic: note: not completing folder name(s) the poller cannot parse: "
-            f"{', '.join(others)}; their pending marker keeps them harmless",
-            sys.stderr,
+            f"{', '.join(others)}; their pending marker keeps them harmless"
         )
     if view.unusual:
-        emit(
+        output.warning(
             f"gos3matic: note: not completing folder name(s) that are not <N>.<M>: "
-            f"{', '.join(view.unusual)}; annotate them by hand if they are revisions",
-            sys.stderr,
+            f"{', '.join(view.unusual)}; annotate them by hand if they are revisions"
         )
     three_part = [run.folder.name for run in runs if run.folder.name in view.three_part]
     if three_part:
-        emit(
+        output.warning(
             f"gos3matic: warning: completing three-part folder(s) {', '.join(three_part)}: "
-            "the poller will report them, the fetch task will not find them",
-            sys.stderr,
+            "the poller will report them, the fetch task will not find them"
         )
 
 
 def run(args: argparse.Namespace) -> int:
     checked = request(args, os.environ)
-    info = info_stream(args)
-    if not args.quiet:
-        parameter_table(checked.table, info)
+    output = output_for(args)
+    output.note(table_text(checked.table))
     stop = threading.Event()
-    install_stop_signals(stop)
+    install_stop_signals(stop, output)
     store = open_store(checked.connection, checked.bucket, args.workers, checked.package)
     folders = read_folders(store, checked.package)
     view = poller_view(checked.package, folders)
@@ -516,36 +514,34 @@ def run(args: argparse.Namespace) -> int:
         ],
     )
     if view.folders == 0:
-        error_line(
+        output.error(
             f"nothing under s3://{checked.bucket}/{checked.package} at all: no folder, so "
             "nothing to backfill (is PIPELINE/STAGE/JOB spelled right?)"
         )
 
-    warn_about_folders(view, backfill.runs)
+    warn_about_folders(view, backfill.runs, output)
     unused = sorted(set(checked.label_map) - {run.folder.name for run in backfill.runs})
     if unused:
-        emit(f"gos3matic: note: --label-map revisions not backfilled: {', '.join(unused)}", info)
+        output.line(f"gos3matic: note: --label-map revisions not backfilled: {', '.join(unused)}")
 
     backfill.pending = write_pending_markers(
         store.bucket, checked.package, folders, backfill.runs, args.dry_run
     )
     for write in backfill.pending:
         if write.marker is None:
-            error_line(f"cannot write a pending marker: {write.error}")
-        elif not args.quiet:
-            emit(write.marker.sentence(checked.bucket), info)
-
-    if not args.quiet:
-        emit(f"{len(backfill.runs)} incomplete revision(s), in ascending order:", info)
-        for run in backfill.runs:
-            emit(
+            output.error(f"cannot write a pending marker: {write.error}")
+        else:
+            output.note(write.marker.sentence(checked.bucket))
+    output.note(
+        "\n".join(
+            [f"{len(backfill.runs)} incomplete revision(s), in ascending order:"]
+            + [
                 f"  {run.folder.name}  label {run.label}  ({run.source.value}; "
-                f"was: {run.folder.why_incomplete})",
-                info,
-            )
-
-    def announce(write: Write) -> None:
-        emit(write.sentence(), info)
+                f"was: {run.folder.why_incomplete})"
+                for run in backfill.runs
+            ]
+        )
+    )
 
     named: dict[str, int] = {}
     lock = threading.Lock()
@@ -556,34 +552,25 @@ def run(args: argparse.Namespace) -> int:
         with lock:
             named[revision] = named.get(revision, 0) + 1
             if named[revision] <= FAILURES_SHOWN:
-                emit(f"not annotated: s3://{write.bucket}/{write.key}", info)
+                output.line(f"not annotated: s3://{write.bucket}/{write.key}")
 
     def annotate(run: RevisionRun) -> Outcome:
-        """Annotate one revision's objects (its share, with --shard), then its marker."""
-        if not args.quiet:
-            emit(f"-- {run.folder.name} (label {run.label})", info)
-        progress = progress_for(args)
-        try:
-            outcome = annotate_prefix(run.plan, store, progress, stop, announce)
-        finally:
-            progress.close()
-        if not args.quiet:
-            emit(summary_text(outcome, run.plan.dry_run), info)
+        """This shard's share of one revision's objects; no complete marker (--shard)."""
+        output.note(f"-- {run.folder.name} (label {run.label})")
+        outcome = run_engine(args, output, run.plan, store, stop, what=run.folder.name)
+        output.note(summary_line(run.folder.name, outcome, run.plan.dry_run))
         return outcome
 
     def check_and_mark(run: RevisionRun) -> Outcome:
         """Read every object of one revision, as `mark` does; the marker only if all carry it."""
-        if not args.quiet:
-            emit(f"-- {run.folder.name} (label {run.label}): checking", info)
-        progress = progress_for(args)
-        try:
-            check = annotate_prefix(check_plan_for(run.plan), store, progress, stop, not_annotated)
-        finally:
-            progress.close()
+        output.note(f"-- {run.folder.name} (label {run.label}): checking")
+        check = run_engine(
+            args, output, check_plan_for(run.plan), store, stop, not_annotated, run.folder.name
+        )
         outcome = Outcome(check.tally, MarkerState.WITHHELD, interrupted=check.interrupted)
         outcome.elapsed = check.elapsed
         if check.tally.would_annotate == 0:
-            finish_marker(run.plan, store.bucket, outcome, announce)
+            finish_marker(run.plan, store.bucket, outcome, lambda w: output.note(w.sentence()))
         return outcome
 
     if backfill.pending_failed:
@@ -593,13 +580,43 @@ def run(args: argparse.Namespace) -> int:
     elif checked.mode == Mode.MARK_ONLY:
         complete_revisions(backfill.runs, check_and_mark, stop)
     else:
-        complete_revisions(backfill.runs, annotate, stop)
+        complete_overlapped(args, output, backfill.runs, store, stop)
 
     code = backfill.exit_code()
     if stop.is_set() and code == ExitCode.OK:
         code = ExitCode.INTERRUPTED
-    emit("backfill:", info)
-    emit(backfill_summary(backfill), info)
+    output.line(backfill_summary(backfill, quiet=args.quiet, failures=not args.json))
     if args.json:
-        emit(to_json(backfill_document(checked, backfill, args.dry_run, code)), sys.stdout)
+        output.document(backfill_document(checked, backfill, args.dry_run, code))
     return code
+
+
+def complete_overlapped(
+    args: argparse.Namespace,
+    output: Output,
+    runs: Sequence[RevisionRun],
+    store: Store,
+    stop: threading.Event,
+) -> None:
+    """complete_revisions' rule, with the revisions' objects in one pipeline: later revisions
+    are annotated while earlier ones finish; markers still strictly ascending, never past one
+    that stops the run (engine.annotate_revisions)."""
+    progress = progress_for(args, output, "backfilling")
+
+    def carry_on(index: int, outcome: Outcome) -> bool:
+        run = runs[index]
+        run.outcome = outcome
+        output.note(summary_line(run.folder.name, outcome, run.plan.dry_run))
+        return not run.stops_the_run
+
+    try:
+        annotate_revisions(
+            [run.plan for run in runs],
+            store,
+            progress,
+            stop,
+            lambda write: output.note(write.sentence()),
+            carry_on,
+        )
+    finally:
+        progress.close()

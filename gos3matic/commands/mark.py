@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import textwrap
 import threading
 from collections.abc import Mapping
@@ -14,16 +13,15 @@ from typing import Any
 from gos3matic.commands import annotate, options
 from gos3matic.commands.runtime import (
     Connection,
-    emit,
-    info_stream,
     install_stop_signals,
     open_store,
-    progress_for,
+    output_for,
+    run_engine,
 )
 from gos3matic.core.contract import LABEL_KEY, marker_key, normalize_prefix
-from gos3matic.core.metadata import encode_annotation
+from gos3matic.core.metadata import AtLeast, encode_annotation
 from gos3matic.core.outcome import MarkerState, Outcome, Plan, Tally, Write
-from gos3matic.engine import annotate_prefix, finish_marker
+from gos3matic.engine import finish_marker
 from gos3matic.errors import EnvironmentProblem, NetworkError, S3Error
 from gos3matic.exitcodes import ExitCode, epilog
 from gos3matic.report import (
@@ -31,8 +29,7 @@ from gos3matic.report import (
     MARKER_SENTENCES,
     failure_lines,
     failures_document,
-    parameter_table,
-    to_json,
+    table_text,
     warn_about_path,
 )
 from gos3matic.store.protocols import Bucket
@@ -98,7 +95,9 @@ def request(args: argparse.Namespace, env: Mapping[str, str]) -> MarkRequest:
     check_plan = (
         None
         if args.no_check
-        else replace(plan, annotation=encode_annotation(shared), dry_run=True, write_marker=False)
+        else replace(
+            plan, annotation=AtLeast(encode_annotation(shared)), dry_run=True, write_marker=False
+        )
     )
     check_row = (
         "not checked (--no-check): trusting that every shard passed"
@@ -127,29 +126,37 @@ def holds_objects(bucket: Bucket, plan: Plan) -> bool:
         raise EnvironmentProblem(f"cannot list s3://{plan.bucket}/{plan.prefix}: {error}") from None
 
 
-def mark_summary(request: MarkRequest, outcome: Outcome) -> str:
+def check_counts(tally: Tally) -> str:
+    """mark's words for its check, in its progress display and its summary alike."""
+    return (
+        f"annotated {tally.skipped}, not annotated {tally.would_annotate}, "
+        f"could not be read {tally.failed}"
+    )
+
+
+def mark_summary(request: MarkRequest, outcome: Outcome, failures: bool = True) -> str:
     tally = outcome.tally
     if request.check_plan is None:
         objects = "not checked (--no-check)"
     else:
-        objects = (
-            f"{tally.listed} checked: {tally.skipped} annotated, "
-            f"{tally.would_annotate} not annotated, {tally.failed} could not be read"
-        )
-    if tally.would_annotate:
-        marker = (
-            f"not written: {tally.would_annotate} object(s) lack the annotation; "
-            "'gos3matic annotate' on this PATH (no --shard) annotates them and writes it"
-        )
-    else:
-        marker = MARKER_SENTENCES[outcome.marker]
+        objects = f"{tally.listed} checked: {check_counts(tally)}"
     lines = [
         f"  objects         {objects}",
         f"  elapsed         {outcome.elapsed:.1f} s",
-        f"  marker          {marker}",
+        f"  marker          {marker_sentence(outcome)}",
     ]
-    lines += failure_lines(tally, "  ")
+    if failures:
+        lines += failure_lines(tally, "  ")
     return "\n".join(lines)
+
+
+def marker_sentence(outcome: Outcome) -> str:
+    if outcome.tally.would_annotate:
+        return (
+            f"not written: {outcome.tally.would_annotate} object(s) lack the annotation; "
+            "'gos3matic annotate' on this PATH (no --shard) annotates them and writes it"
+        )
+    return MARKER_SENTENCES[outcome.marker]
 
 
 def exit_code(outcome: Outcome) -> ExitCode:
@@ -161,13 +168,13 @@ def exit_code(outcome: Outcome) -> ExitCode:
 def run(args: argparse.Namespace) -> int:
     checked = request(args, os.environ)
     plan = checked.plan
-    info = info_stream(args)
-    warn_about_path(plan.prefix)
-    if not args.quiet:
-        parameter_table(checked.table, info)
+    output = output_for(args)
+    warn_about_path(plan.prefix, output)
+    output.note(table_text(checked.table))
     stop = threading.Event()
-    install_stop_signals(stop)
+    install_stop_signals(stop, output)
     store = open_store(checked.connection, plan.bucket, plan.workers, plan.marker_key)
+    annotate.refuse_unsafe_path(store.bucket, plan.prefix)
 
     shown = 0
     lock = threading.Lock()
@@ -177,15 +184,14 @@ def run(args: argparse.Namespace) -> int:
         nonlocal shown
         with lock:
             shown += 1
-            if shown <= FAILURES_SHOWN:
-                emit(f"not annotated: s3://{write.bucket}/{write.key}", info)
+            if shown > FAILURES_SHOWN:
+                return
+        output.line(f"not annotated: s3://{write.bucket}/{write.key}")
 
     if checked.check_plan is not None:
-        progress = progress_for(args)
-        try:
-            check = annotate_prefix(checked.check_plan, store, progress, stop, not_annotated)
-        finally:
-            progress.close()
+        check = run_engine(
+            args, output, checked.check_plan, store, stop, not_annotated, "checking", check_counts
+        )
         outcome = Outcome(check.tally, MarkerState.WITHHELD, interrupted=check.interrupted)
         outcome.elapsed = check.elapsed
     else:
@@ -194,27 +200,35 @@ def run(args: argparse.Namespace) -> int:
         )
 
     if outcome.tally.would_annotate == 0:
-        finish_marker(plan, store.bucket, outcome, lambda write: emit(write.sentence(), info))
+        finish_marker(plan, store.bucket, outcome, lambda write: output.note(write.sentence()))
     code = exit_code(outcome)
-    emit(mark_summary(checked, outcome), info)
+    if args.quiet:
+        checked_count = f"{outcome.tally.listed} checked: " if checked.check_plan else ""
+        output.line(
+            f"s3://{plan.bucket}/{plan.prefix}: {checked_count}{check_counts(outcome.tally)}; "
+            f"marker {marker_sentence(outcome)} ({outcome.elapsed:.1f} s)"
+        )
+    else:
+        output.line(mark_summary(checked, outcome, failures=not args.json))
     if args.json:
         tally = outcome.tally
-        document = {
-            "bucket": plan.bucket,
-            "prefix": plan.prefix,
-            "marker_key": marker_key(plan.prefix),
-            "dry_run": plan.dry_run,
-            "checked": checked.check_plan is not None,
-            "listed": tally.listed,
-            "annotated": tally.skipped,
-            "not_annotated": tally.would_annotate,
-            "failed": tally.failed,
-            "marker_state": outcome.marker.value,
-            "marker_written": outcome.marker_written,
-            "marker_verified": outcome.marker_verified,
-            "interrupted": outcome.interrupted,
-            "exit_code": int(code),
-            "failures": failures_document(tally),
-        }
-        emit(to_json(document), sys.stdout)
+        output.document(
+            {
+                "bucket": plan.bucket,
+                "prefix": plan.prefix,
+                "marker_key": marker_key(plan.prefix),
+                "dry_run": plan.dry_run,
+                "checked": checked.check_plan is not None,
+                "listed": tally.listed,
+                "annotated": tally.skipped,
+                "not_annotated": tally.would_annotate,
+                "failed": tally.failed,
+                "marker_state": outcome.marker.value,
+                "marker_written": outcome.marker_written,
+                "marker_verified": outcome.marker_verified,
+                "interrupted": outcome.interrupted,
+                "exit_code": int(code),
+                "failures": failures_document(tally),
+            }
+        )
     return code

@@ -46,12 +46,37 @@ Row = tuple[str, str]
 
 
 def add_target(parser: argparse.ArgumentParser, what: str = "path") -> None:
-    """BUCKET and PATH (or PIPELINE/STAGE/JOB), the two positional arguments of every command."""
-    parser.add_argument("bucket", metavar="BUCKET")
+    """BUCKET and PATH (or PIPELINE/STAGE/JOB), the two positional arguments of every command;
+    or the two as one s3://BUCKET/PATH (resolve_target splits it)."""
+    parser.add_argument("bucket", metavar="BUCKET", help="a bucket name, or s3://BUCKET/PATH alone")
     if what == "path":
-        parser.add_argument("path", metavar="PATH", help="e.g. app/build/package/42.1")
+        parser.add_argument("path", metavar="PATH", nargs="?", help="e.g. app/build/package/42.1")
     else:
-        parser.add_argument("package", metavar="PIPELINE/STAGE/JOB", help="e.g. app/build/package")
+        parser.add_argument(
+            "package", metavar="PIPELINE/STAGE/JOB", nargs="?", help="e.g. app/build/package"
+        )
+
+
+def resolve_target(args: argparse.Namespace) -> None:
+    """`s3://BUCKET/PATH` as one argument becomes BUCKET and PATH; a missing PATH is refused."""
+    name = "path" if hasattr(args, "path") else "package" if hasattr(args, "package") else None
+    if name is None:
+        return
+    metavar = "PATH" if name == "path" else "PIPELINE/STAGE/JOB"
+    rest = getattr(args, name)
+    if args.bucket.startswith("s3://"):
+        if rest is not None:
+            raise InputError(
+                f"invalid bucket {args.bucket!r} followed by {rest!r}: give either "
+                f"s3://BUCKET/{metavar} alone or BUCKET {metavar}"
+            )
+        bucket, _, rest = args.bucket[len("s3://") :].partition("/")
+        if not bucket or not rest:
+            raise InputError(f"invalid {args.bucket!r}: expected s3://BUCKET/{metavar}")
+        args.bucket = bucket
+        setattr(args, name, rest)
+    elif rest is None:
+        raise InputError(f"the following arguments are required: {metavar}")
 
 
 def add_annotation_options(parser: argparse.ArgumentParser, label: bool = True) -> None:
@@ -125,14 +150,22 @@ def add_large_object_options(parser: argparse.ArgumentParser) -> None:
 def add_output_options(parser: argparse.ArgumentParser) -> None:
     output = parser.add_argument_group("output")
     output.add_argument(
-        "-q", "--quiet", action="store_true", help="no parameter table and no progress"
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no parameter table, no progress, no 'would ...' lines: the summary in one line "
+        "(one per revision in backfill); failures still on stderr",
     )
     output.add_argument(
         "--json",
         action="store_true",
-        help="one JSON object on stdout at the end; human text goes to stderr",
+        help="one JSON object on stdout on every exit, errors included; human text goes to stderr",
     )
-    output.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    output.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress display (a status line on a terminal, a line every 5 s elsewhere)",
+    )
 
 
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
@@ -271,13 +304,20 @@ def connection_from(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[C
             botocore.utils.validate_region_name(args.region)
         except ValueError:
             raise InputError(f"invalid --region {args.region!r}: e.g. us-east-1") from None
-    shown_endpoint = (
-        endpoint_url
-        or env.get("AWS_ENDPOINT_URL_S3")
-        or env.get("AWS_ENDPOINT_URL")
-        or "AWS default"
+    return Connection(endpoint_url, args.region, args.profile, owner), (
+        "endpoint",
+        endpoint_row(endpoint_url, env),
     )
-    return Connection(endpoint_url, args.region, args.profile, owner), ("endpoint", shown_endpoint)
+
+
+def endpoint_row(endpoint_url: str | None, env: Mapping[str, str]) -> str:
+    """The endpoint and where it came from, as botocore resolves it."""
+    if endpoint_url:
+        return f"{endpoint_url}  (--endpoint-url)"
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        if env.get(name):
+            return f"{env[name]}  (${name})"
+    return "AWS  (no --endpoint-url, $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL)"
 
 
 def shard_from(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[Shard | None, str]:

@@ -5,48 +5,100 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import sys
 import threading
+from collections.abc import Callable
 from typing import Any, TextIO
 
+from gos3matic.core.outcome import Outcome, Plan, Write
+from gos3matic.engine import annotate_prefix
 from gos3matic.exitcodes import ExitCode
-from gos3matic.progress import BarProgress, LineProgress, NoProgress
-from gos3matic.store import open_store
+from gos3matic.output import Output, emit
+from gos3matic.progress import Counts, RunProgress, display_for
+from gos3matic.report import counts_for
+from gos3matic.store import open_store, retry
 from gos3matic.store.protocols import Connection, Store
 
-__all__ = ["Connection", "Store", "emit", "info_stream", "install_stop_signals", "open_store"]
+__all__ = [
+    "Connection",
+    "Output",
+    "Store",
+    "emit",
+    "info_stream",
+    "install_stop_signals",
+    "open_store",
+    "output_for",
+    "run_engine",
+]
+
+
+def output_for(args: argparse.Namespace) -> Output:
+    """The one writer of this run: human text to stdout, or to stderr under --json. The store's
+    own notices (retrying at start-up) go through it too, above the progress display."""
+    output = Output(json_mode=getattr(args, "json", False), quiet=getattr(args, "quiet", False))
+    retry.notice = output.warning
+    return output
 
 
 def info_stream(args: argparse.Namespace) -> TextIO:
     """Human text: stdout, or stderr when stdout is kept for --json."""
-    return sys.stderr if getattr(args, "json", False) else sys.stdout
+    return output_for(args).human
 
 
-def emit(line: str, out: TextIO) -> None:
-    print(line, file=out, flush=True)
-
-
-def install_stop_signals(stop: threading.Event) -> None:
+def install_stop_signals(stop: threading.Event, output: Output | None = None) -> None:
     """First SIGINT/SIGTERM: start nothing new, let in-flight copies end. Second: leave now."""
+    out = output or Output()
 
     def handle(signum: int, _frame: Any) -> None:
         if stop.is_set():
             os._exit(ExitCode.INTERRUPTED)
         stop.set()
-        print(
-            f"\n{signal.Signals(signum).name}: starting no new objects, finishing in-flight "
-            "copies and aborting copies in parts; no marker (again to quit at once)",
-            file=sys.stderr,
-            flush=True,
+        out.warning(
+            f"{signal.Signals(signum).name}: starting no new objects, finishing in-flight "
+            "copies and aborting copies in parts; no marker (again to quit at once)"
         )
 
     signal.signal(signal.SIGINT, handle)
     signal.signal(signal.SIGTERM, handle)
 
 
-def progress_for(args: argparse.Namespace) -> NoProgress | BarProgress | LineProgress:
-    if args.quiet or args.no_progress:
-        return NoProgress()
-    if sys.stderr.isatty():
-        return BarProgress(sys.stderr)
-    return LineProgress(sys.stderr)
+def progress_for(
+    args: argparse.Namespace,
+    output: Output | None = None,
+    what: str = "annotating",
+    counts: Counts | None = None,
+) -> RunProgress:
+    """Failures on stderr as they happen, and a display unless -q or --no-progress."""
+    output = output or output_for(args)
+    enabled = not (getattr(args, "quiet", False) or getattr(args, "no_progress", False))
+    counts = counts or counts_for(getattr(args, "dry_run", False))
+    return RunProgress(output, display_for(output, enabled, what, counts))
+
+
+def run_engine(
+    args: argparse.Namespace,
+    output: Output,
+    plan: Plan,
+    store: Store,
+    stop: threading.Event,
+    announce: Callable[[Write], None] | None = None,
+    what: str = "annotating",
+    counts: Counts | None = None,
+) -> Outcome:
+    """One engine run over one prefix, with its progress shown and its failures on stderr.
+
+    `announce` gets each write a dry run would make; by default each is one `would …` line.
+    """
+    progress = progress_for(args, output, what, counts)
+
+    def would(write: Write) -> None:
+        output.note(write.sentence())
+
+    try:
+        outcome = annotate_prefix(
+            plan, progress.watching(store, plan), progress, stop, announce or would
+        )
+    except BaseException:
+        progress.close()
+        raise
+    progress.close(outcome.tally)
+    return outcome

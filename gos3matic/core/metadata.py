@@ -10,6 +10,7 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
+from gos3matic.core.contract import LABEL_KEY, TRACEBACK_KEY, USER_KEY
 from gos3matic.errors import InputError
 
 METADATA_LIMIT = 2048  # bytes of user metadata: UTF-8 keys plus values
@@ -86,17 +87,39 @@ def metadata_size(metadata: Mapping[str, str]) -> int:
     return sum(len(k.encode("utf-8")) + len(v.encode("utf-8")) for k, v in metadata.items())
 
 
+# The re-run rule. After any run, every object it annotated and the marker carry the same GoCD
+# keys, the ones of that run: a GoCD key the run does not set is removed from both. Every other
+# key (custom --key values, metadata the uploader set) is merged: kept, or replaced by the run's.
+GOCD_KEYS = frozenset({LABEL_KEY, USER_KEY, TRACEBACK_KEY})
+
+
+def merged_metadata(existing: Mapping[str, str], annotation: Mapping[str, str]) -> dict[str, str]:
+    """An object's or the marker's metadata after a run: the re-run rule above."""
+    kept = {key: value for key, value in existing.items() if key not in GOCD_KEYS}
+    return {**kept, **annotation}
+
+
 def marker_metadata(
     existing: Mapping[str, str] | None, wanted: Mapping[str, str]
 ) -> dict[str, str]:
     """What the marker should carry, given the one already there (None: no marker yet)."""
-    return dict(wanted)
+    return merged_metadata(existing or {}, wanted)
+
+
+class AtLeast(dict[str, str]):
+    """An annotation to check, not to write: these keys with these values, the other GoCD keys
+    whatever they are (mark: each shard's user and traceback URL may differ)."""
 
 
 def is_annotated(head: Mapping[str, Any], annotation: Mapping[str, str]) -> bool:
-    """True when the object already carries every annotation key with the same value."""
+    """True when a copy would not change the object's metadata: it carries the annotation and
+    no GoCD key the annotation leaves out (an `AtLeast` asks for its keys only)."""
     current = head.get("Metadata") or {}
-    return all(current.get(key) == value for key, value in annotation.items())
+    if any(current.get(key) != value for key, value in annotation.items()):
+        return False
+    if isinstance(annotation, AtLeast):
+        return True
+    return not any(key in current for key in GOCD_KEYS - annotation.keys())
 
 
 def refusal_before_copy(head: Mapping[str, Any]) -> str | None:
@@ -148,7 +171,7 @@ def copy_params(
     reason = refusal_before_copy(head)
     if reason:
         raise ObjectRefused(reason)
-    merged = {**(head.get("Metadata") or {}), **annotation}
+    merged = merged_metadata(head.get("Metadata") or {}, annotation)
     size = metadata_size(merged)
     if size > METADATA_LIMIT:
         raise ObjectRefused(

@@ -10,7 +10,10 @@ import asyncio
 import email.utils
 import os
 import re
+import socket
+import ssl
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -25,6 +28,7 @@ from botocore.config import Config
 from dateutil.tz import tzutc
 
 from gos3matic.errors import (
+    EndpointUnreachable,
     EnvironmentProblem,
     InputError,
     NetworkError,
@@ -61,7 +65,78 @@ def translated() -> Iterator[None]:
     except bce.CredentialRetrievalError as error:
         raise EnvironmentProblem(f"could not load AWS credentials: {error}") from None
     except (bce.ConnectionError, bce.HTTPClientError) as error:
+        unreachable = endpoint_unreachable(error)
+        if unreachable is not None:
+            raise unreachable from None
         raise NetworkError(str(error)) from None
+
+
+def endpoint_unreachable(error: BaseException) -> EndpointUnreachable | None:
+    """A failure no retry can fix: the host name does not resolve, or TLS fails (a certificate,
+    https:// against an http:// server). A temporary resolver failure or a connection dropped
+    during the handshake stays a NetworkError, for retry.py."""
+    url = urllib.parse.urlsplit(str(getattr(error, "kwargs", {}).get("endpoint_url", "")))
+    endpoint = f"{url.scheme}://{url.netloc}" if url.netloc else "the endpoint"
+    for cause in _causes(error):
+        if isinstance(cause, socket.gaierror) and cause.errno != socket.EAI_AGAIN:
+            return EndpointUnreachable(
+                f"cannot resolve the host name of {endpoint} ({cause.strerror}): check "
+                "--endpoint-url, $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL or the region"
+            )
+        if isinstance(cause, ssl.SSLError) and not isinstance(
+            cause, (ssl.SSLEOFError, ssl.SSLZeroReturnError)
+        ):
+            hint = (
+                ": it answers in plain HTTP, use http://"
+                if "WRONG_VERSION_NUMBER" in str(cause)
+                else ""
+            )
+            reason = cause.reason or cause.strerror or type(cause).__name__
+            return EndpointUnreachable(f"TLS with {endpoint} failed ({reason}){hint}")
+    return None
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """ERROR and the exceptions it was raised from, innermost last."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+# Errors that refuse the credentials themselves, not a permission: no bucket policy can help.
+CREDENTIAL_ERRORS = {
+    "SignatureDoesNotMatch": "the secret key does not match the access key ID",
+    "InvalidAccessKeyId": "the store knows no such access key ID",
+    "InvalidToken": "the session token is malformed or invalid",
+    "ExpiredToken": "the session token has expired",
+    "TokenRefreshRequired": "the session token must be refreshed",
+}
+# botocore's names for where credentials were found (Credentials.method).
+CREDENTIAL_SOURCES = {
+    "env": "the environment ($AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY)",
+    "explicit": "the command's own settings",
+    "shared-credentials-file": "the shared credentials file (~/.aws/credentials or "
+    "$AWS_SHARED_CREDENTIALS_FILE)",
+    "config-file": "the AWS config file (~/.aws/config or $AWS_CONFIG_FILE)",
+    "custom-process": "a credential_process of the AWS config",
+    "assume-role": "an assumed role of the AWS config",
+    "assume-role-with-web-identity": "a web identity token ($AWS_WEB_IDENTITY_TOKEN_FILE)",
+    "sso": "AWS SSO (the AWS config's sso_* settings)",
+    "container-role": "the container's role (ECS/EKS)",
+    "iam-role": "the instance's role (EC2 instance metadata)",
+}
+
+
+def credential_source(client: Any) -> str:
+    """Where the client's credentials came from, in words; never the credentials."""
+    try:
+        method = client._get_credentials().method
+    except Exception:  # a botocore without the method, or no credentials at all
+        return "an unknown source"
+    return CREDENTIAL_SOURCES.get(method, f"botocore's {method!r} provider")
 
 
 def parse_timestamp(value: Any) -> datetime:
@@ -198,12 +273,29 @@ class Boto3Bucket:
             if error.code in ("NotFound", "NoSuchBucket"):
                 raise EnvironmentProblem(f"bucket {self.name!r} does not exist") from None
             if error.code == "AccessDenied":
-                raise EnvironmentProblem(
-                    f"access denied to bucket {self.name!r} (or it belongs to another account)"
-                ) from None
+                raise self._refusal() from None
             raise EnvironmentProblem(f"bucket {self.name!r}: {error}") from None
         except NetworkError as error:
             raise EnvironmentProblem(f"cannot reach S3 at {self.endpoint_url}: {error}") from None
+
+    def _refusal(self) -> EnvironmentProblem:
+        """Why a HEAD was refused: a HEAD answer has no body, a listing's error names the cause."""
+        source = credential_source(self.client)
+        try:
+            self._call(self.client.list_objects_v2, Bucket=self.name, MaxKeys=0, **self._owner)
+        except S3Error as error:
+            refused = CREDENTIAL_ERRORS.get(error.code)
+            if refused is not None:
+                return EnvironmentProblem(
+                    f"{self.endpoint_url} refused the credentials ({error.code}: {refused}); "
+                    f"they came from {source}"
+                )
+        except (NetworkError, EnvironmentProblem):
+            pass
+        return EnvironmentProblem(
+            f"access denied to bucket {self.name!r} for the credentials from {source} "
+            "(or the bucket belongs to another account)"
+        )
 
     def acls_enabled(self) -> bool:
         """False when Object Ownership is BucketOwnerEnforced: no object can carry grants.

@@ -51,6 +51,9 @@ THROTTLING_CODES = frozenset(
 
 
 def is_transient(error: BaseException) -> bool:
+    """Throttling, server errors and requests without an answer. A host name that does not
+    resolve or a failed TLS handshake is errors.EndpointUnreachable, never retried; nor are
+    refused credentials (SignatureDoesNotMatch, InvalidAccessKeyId, ExpiredToken)."""
     if isinstance(error, NetworkError):
         return True
     return isinstance(error, S3Error) and (

