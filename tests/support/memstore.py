@@ -125,6 +125,7 @@ class _Fault:
     key: str | None
     error: Exception
     remaining: int | None  # None: every attempt
+    after: int = 0  # attempts answered before the first fault
 
 
 @dataclass
@@ -260,11 +261,18 @@ class MemoryStore:
     # -- injecting faults and other writers --
 
     def fail(
-        self, operation: str, error: Exception, *, times: int | None = 1, key: str | None = None
+        self,
+        operation: str,
+        error: Exception,
+        *,
+        times: int | None = 1,
+        key: str | None = None,
+        after: int = 0,
     ) -> None:
-        """The next `times` attempts of `operation` (on `key`) fail with `error`; None: all."""
+        """The next `times` attempts of `operation` (on `key`) fail with `error` (None: all),
+        once `after` attempts have been answered."""
         with self._lock:
-            self._faults.append(_Fault(operation, key, error, times))
+            self._faults.append(_Fault(operation, key, error, times, after))
 
     def before(
         self,
@@ -379,6 +387,9 @@ class MemoryStore:
         """The first pending fault or hook for this attempt, counted down."""
         for item in pending:
             if item.operation == operation and item.key in (None, key):
+                if getattr(item, "after", 0) > 0:
+                    item.after -= 1
+                    return []
                 if item.remaining is not None:
                     item.remaining -= 1
                     if item.remaining == 0:
@@ -540,11 +551,13 @@ class MemoryObjects:
         self.bucket = bucket
         self.flow = flow
         self.latency = latency
+        self.attempts = 0  # attempts sent on the hot path, as the store counted them
         self.answering = 0
         self.peak_answering = 0  # the most attempts answered at once, as the store counted them
 
     async def _send(self, operation: str, key: str, answer: Callable[[], T]) -> T:
         async def attempt() -> T:
+            self.attempts += 1
             self.answering += 1
             self.peak_answering = max(self.peak_answering, self.answering)
             try:
