@@ -480,3 +480,20 @@ def test_read_markers_answers_each_key_none_where_there_is_no_marker():
     assert marker is not None and marker.completed
     assert marker.metadata == PLAN.marker_metadata
     assert missing is None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="product bug: Outcome.requests is a copy of the store's FlowControl.stats, which "
+    "count from when the store was opened; backfill runs annotate_prefix once per folder on "
+    "one store, so each folder's summary counts the requests of every folder before it",
+)
+def test_the_requests_a_run_reports_are_its_own_when_one_store_serves_several_runs():
+    memory = seeded(3, prefix=PACKAGE + "42.1/")
+    for number in range(2):
+        memory.put(f"{PACKAGE}42.2/part-{number}.bin", b"content")
+    annotate(memory, plan_for(PACKAGE + "42.1/"))
+    sent_before = memory.objects.attempts
+    second = annotate(memory, plan_for(PACKAGE + "42.2/"))
+    assert memory.objects.attempts - sent_before == 7  # the marker's HEAD, then 3 per object
+    assert second.outcome.requests.requests == 7
