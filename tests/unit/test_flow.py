@@ -214,3 +214,20 @@ def test_a_burst_of_throttles_cuts_the_rate_once_per_reaction_interval(clock: Vi
     flow.throttled()
     assert flow.rate is not None and first_cut is not None and flow.rate < first_cut
     assert flow.stats.throttled == 7
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="product bug: the pacer's token bucket lives in its task and restarts full each "
+    "time its queue drains, so a send that finds no other send waiting goes at once whatever "
+    "the rate: with --max-in-flight 1, SlowDown never spaces the sends",
+)
+def test_sends_one_at_a_time_are_paced_too(clock: VirtualTime):
+    flow = FlowControl(ceiling=1)
+    sending_at(flow, clock, 1000, seconds=2)
+    flow.throttled()
+    assert flow.rate is not None
+    fastest = flow.rate + 20 * PROBE_INCREASE  # the rate grows with each clean answer
+    started = clock.now
+    asyncio.run(send(flow, clock, 20, every=0.001))  # a server that answers in a millisecond
+    assert clock.now - started >= 19 / fastest
