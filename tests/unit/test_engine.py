@@ -30,7 +30,7 @@ from gos3matic.core.metadata import encode_annotation
 from gos3matic.core.outcome import Failure, MarkerState, Outcome, Plan, Tally, Write
 from gos3matic.core.shards import owns
 from gos3matic.core.sizes import MiB
-from gos3matic.engine import annotate_prefix, read_markers, read_package
+from gos3matic.engine import annotate_prefix, annotate_revisions, read_markers, read_package
 from gos3matic.errors import EnvironmentProblem
 from gos3matic.store.flow import FlowControl
 from gos3matic.store.retry import ATTEMPTS
@@ -447,6 +447,61 @@ def test_never_more_requests_in_flight_than_the_ceiling():
     assert run.outcome.requests.peak_in_flight == 5
     assert memory.objects.peak_answering == 5  # as the store itself counted them
     assert run.outcome.requests.requests == memory.objects.attempts == 3 * 100 + 1
+
+
+# -- several revisions through one pipeline --
+
+
+def revisions(memory: MemoryStore, objects: dict[str, int]) -> list[Plan]:
+    """A revision folder per name with that many objects, and a plan for each, in order."""
+    for name, count in objects.items():
+        for number in range(count):
+            memory.put(f"{PACKAGE}{name}/part-{number:02}.bin", f"{name} {number}".encode())
+    return [plan_for(f"{PACKAGE}{name}/", Annotation(label=name)) for name in objects]
+
+
+def annotate_all(
+    memory: MemoryStore, plans: list[Plan], carry_on=lambda index, outcome: True
+) -> list[Outcome]:
+    stop = threading.Event()
+    return annotate_revisions(
+        plans, memory.store(), RecordingProgress(stop), stop, lambda write: None, carry_on
+    )
+
+
+def test_revisions_are_marked_in_ascending_order_each_after_its_own_objects():
+    memory = MemoryStore()
+    plans = revisions(memory, {"42.1": 20, "42.2": 1, "42.3": 2})  # the first is the slowest
+    outcomes = annotate_all(memory, plans)
+    assert [o.marker for o in outcomes] == [MarkerState.WRITTEN] * 3
+    log = memory.requests
+    marker_puts = [at for at, request in enumerate(log) if request.operation == "PutObject"]
+    assert [log[at].key for at in marker_puts] == [plan.prefix for plan in plans]
+    for plan, put_at in zip(plans, marker_puts, strict=True):
+        keys = object_keys(memory, plan.prefix)
+        assert all(is_annotated(memory.stored[key], plan) for key in keys)
+        copied_at = [at for at, request in enumerate(log) if request.operation == "CopyObject"]
+        assert max(at for at in copied_at if log[at].key in keys) < put_at
+
+
+def test_once_a_revision_fails_no_later_marker_is_written():
+    memory = MemoryStore()
+    plans = revisions(memory, {"42.1": 2, "42.2": 2, "42.3": 2})
+    memory.fail("CopyObject", ACCESS_DENIED, key=f"{PACKAGE}42.2/part-01.bin")
+    asked: list[int] = []
+
+    def carry_on(index: int, outcome: Outcome) -> bool:
+        asked.append(index)
+        return outcome.tally.failed == 0
+
+    outcomes = annotate_all(memory, plans, carry_on)
+    assert [o.marker for o in outcomes] == [
+        MarkerState.WRITTEN,
+        MarkerState.WITHHELD,
+        MarkerState.WITHHELD,
+    ]
+    assert asked == [0, 1]
+    assert [r.key for r in memory.requests if r.operation == "PutObject"] == [plans[0].prefix]
 
 
 # -- reading a package as the poller does --
