@@ -504,6 +504,26 @@ def test_once_a_revision_fails_no_later_marker_is_written():
     assert [r.key for r in memory.requests if r.operation == "PutObject"] == [plans[0].prefix]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="product bug: annotate_revisions raises EnvironmentProblem from its marker task when "
+    "a later revision's listing is refused before it lists anything: the outcome of the "
+    "revision already marked is lost to the caller, and asyncio.run cancels the later "
+    "revisions' requests in flight instead of letting them end",
+)
+def test_a_revision_whose_listing_is_refused_fails_alone_after_the_earlier_are_marked():
+    memory = MemoryStore()
+    plans = revisions(memory, {"42.1": 2, "42.2": 2, "42.3": 2})
+    memory.fail("ListObjectsV2", ACCESS_DENIED, key=plans[1].prefix)
+    outcomes = annotate_all(memory, plans, lambda index, outcome: outcome.tally.failed == 0)
+    assert [o.marker for o in outcomes] == [
+        MarkerState.WRITTEN,
+        MarkerState.WITHHELD,
+        MarkerState.WITHHELD,
+    ]
+    assert outcomes[1].tally.failures[0].key == plans[1].prefix
+
+
 # -- reading a package as the poller does --
 
 
