@@ -151,7 +151,9 @@ class FlowControl:
         share = len(self._throttles) / max(answers, 1)
         if self.rate is not None and (answers < SAMPLE or share <= self._noise):
             return
-        if self._undo is not None and now - self._last_cut >= WINDOW:
+        if self._undo is not None:
+            if now - self._last_cut < WINDOW:
+                return  # a second at the new pace first, to see whether it helped
             rate_before, share_before = self._undo
             self._undo = None
             if share >= NO_RESPONSE * share_before:

@@ -71,9 +71,13 @@ class RecordingProgress:
         self.stop_after = stop_after
         self.listed_count = 0
         self.finished_count = 0
+        self.total: int | None = None
 
     def listed(self, tally: Tally) -> None:
         self.listed_count += 1
+
+    def listing_complete(self, tally: Tally) -> None:
+        self.total = tally.listed
 
     def finished(self, tally: Tally) -> None:
         self.finished_count += 1
@@ -504,13 +508,6 @@ def test_once_a_revision_fails_no_later_marker_is_written():
     assert [r.key for r in memory.requests if r.operation == "PutObject"] == [plans[0].prefix]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: annotate_revisions raises EnvironmentProblem from its marker task when "
-    "a later revision's listing is refused before it lists anything: the outcome of the "
-    "revision already marked is lost to the caller, and asyncio.run cancels the later "
-    "revisions' requests in flight instead of letting them end",
-)
 def test_a_revision_whose_listing_is_refused_fails_alone_after_the_earlier_are_marked():
     memory = MemoryStore()
     plans = revisions(memory, {"42.1": 2, "42.2": 2, "42.3": 2})
@@ -557,12 +554,6 @@ def test_read_markers_answers_each_key_none_where_there_is_no_marker():
     assert missing is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: Outcome.requests is a copy of the store's FlowControl.stats, which "
-    "count from when the store was opened; backfill runs annotate_prefix once per folder on "
-    "one store, so each folder's summary counts the requests of every folder before it",
-)
 def test_the_requests_a_run_reports_are_its_own_when_one_store_serves_several_runs():
     memory = seeded(3, prefix=PACKAGE + "42.1/")
     for number in range(2):

@@ -59,6 +59,12 @@ def sending_at(flow: FlowControl, clock: VirtualTime, rate: float, seconds: floa
     asyncio.run(send(flow, clock, round(rate * seconds), every=1 / rate))
 
 
+def many_throttles(flow: FlowControl, count: int = 30) -> None:
+    """Throttles inside one reaction interval: counted, at most one of them cuts the pace."""
+    for _ in range(count):
+        flow.throttled()
+
+
 def throttled_at(clock: VirtualTime, rate: float) -> FlowControl:
     """A flow control that sent at `rate` a second for two seconds, then was throttled."""
     flow = FlowControl()
@@ -189,9 +195,12 @@ def test_after_the_first_cut_the_rate_probes_upward_fast_after_later_cuts_slowly
     assert first is not None
     asyncio.run(send(flow, clock, 10, every=0.001))
     assert flow.rate == pytest.approx(first + 10 * PROBE_INCREASE)
+    many_throttles(flow)  # within the reaction interval of the first cut: none cuts
+    assert flow.rate == pytest.approx(first + 10 * PROBE_INCREASE)
     clock.now += REACTION
-    flow.throttled()
+    flow.throttled()  # a tenth of the last second's answers were throttles: a cut
     second = flow.rate
+    assert second is not None and second < first
     asyncio.run(send(flow, clock, 10, every=0.001))
     assert flow.rate == pytest.approx(second + 10 * INCREASE)
 
@@ -200,28 +209,42 @@ def test_a_later_throttle_paces_at_90_percent_of_what_s3_accepted(clock: Virtual
     flow = throttled_at(clock, 1000)
     sending_at(flow, clock, 100, seconds=1.0)  # S3 now answers a hundred a second
     assert flow.rate is not None and flow.rate > 100
-    flow.throttled()
+    many_throttles(flow)  # the first to make them more than a few of the answers cuts
     assert flow.rate == pytest.approx(CUT * 100, rel=0.02)
+
+
+def test_a_throttle_now_and_then_does_not_cut_the_pace(clock: VirtualTime):
+    flow = throttled_at(clock, 1000)
+    sending_at(flow, clock, 100, seconds=1.0)
+    paced = flow.rate
+    flow.throttled()  # one in a hundred answers: a retry pays for it, the pace holds
+    assert flow.rate == paced
+
+
+def test_a_cut_that_does_not_make_throttles_rarer_is_taken_back(clock: VirtualTime):
+    flow = throttled_at(clock, 1000)
+    sending_at(flow, clock, 100, seconds=1.0)
+    before = flow.rate
+    many_throttles(flow, 10)  # a tenth of the answers: a cut
+    assert flow.rate is not None and before is not None and flow.rate < before
+    for _ in range(10):  # a second later, at the slower pace, as many throttles as before
+        sending_at(flow, clock, 100, seconds=0.1)
+        many_throttles(flow, 1)
+    many_throttles(flow, 1)
+    assert flow.rate == before  # they did not come from the pace: the cut is taken back
 
 
 def test_a_burst_of_throttles_cuts_the_rate_once_per_reaction_interval(clock: VirtualTime):
     flow = throttled_at(clock, 1000)
     first_cut = flow.rate
-    for _ in range(5):  # the answers to requests already on the wire
-        flow.throttled()
+    many_throttles(flow)  # the answers to requests already on the wire
     assert flow.rate == first_cut
     clock.now += REACTION
     flow.throttled()
     assert flow.rate is not None and first_cut is not None and flow.rate < first_cut
-    assert flow.stats.throttled == 7
+    assert flow.stats.throttled == 32
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: the pacer's token bucket lives in its task and restarts full each "
-    "time its queue drains, so a send that finds no other send waiting goes at once whatever "
-    "the rate: with --max-in-flight 1, SlowDown never spaces the sends",
-)
 def test_sends_one_at_a_time_are_paced_too(clock: VirtualTime):
     flow = FlowControl(ceiling=1)
     sending_at(flow, clock, 1000, seconds=2)
