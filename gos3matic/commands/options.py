@@ -166,6 +166,16 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="no progress display (a status line on a terminal, a line every 5 s elsewhere)",
     )
+    output.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="one line per request on stderr: operation, key, status, attempt, milliseconds "
+        "(never a credential)",
+    )
+    output.add_argument(
+        "--log", metavar="FILE", help="the same lines, appended to FILE instead of stderr"
+    )
 
 
 def add_connection_options(parser: argparse.ArgumentParser) -> None:

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from gos3matic.core.outcome import Outcome, Plan, Write
 from gos3matic.engine import annotate_prefix
+from gos3matic.errors import InputError
 from gos3matic.exitcodes import ExitCode
 from gos3matic.output import Output, emit
 from gos3matic.progress import Counts, RunProgress, display_for
@@ -36,7 +37,33 @@ def output_for(args: argparse.Namespace) -> Output:
     own notices (retrying at start-up) go through it too, above the progress display."""
     output = Output(json_mode=getattr(args, "json", False), quiet=getattr(args, "quiet", False))
     retry.notice = output.warning
+    retry.request_log = request_log_for(args, output)
     return output
+
+
+def request_log_for(args: argparse.Namespace, output: Output) -> retry.RequestLog | None:
+    """-v: each request's line on stderr, through the one writer; --log FILE: appended there."""
+    path = getattr(args, "log", None)
+    if path is None and not getattr(args, "verbose", False):
+        return None
+    write: Callable[[str], None]
+    if path is None:
+        write = output.warning
+    else:
+        try:
+            log = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115  # the run's life
+        except OSError as error:
+            raise InputError(f"cannot open --log {path}: {error.strerror}") from None
+        lock = threading.Lock()
+
+        def write(line: str) -> None:
+            with lock:
+                log.write(line + "\n")
+
+    def logged(operation: str, key: str, status: str, attempt: int, millis: float) -> None:
+        write(f"request {operation} {key or '-'} {status} attempt {attempt} {millis:.1f} ms")
+
+    return logged
 
 
 def info_stream(args: argparse.Namespace) -> TextIO:

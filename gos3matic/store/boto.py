@@ -243,7 +243,8 @@ class Boto3Bucket:
         return str(self.client.meta.endpoint_url)
 
     def _call(self, operation: Callable[..., T], **params: Any) -> T:
-        return with_retries(lambda: _raw(operation, params))
+        what = (_operation_name(operation), str(params.get("Key", params.get("Prefix", ""))))
+        return with_retries(lambda: _raw(operation, params), what=what)
 
     # -- the hot path (ObjectStore) --
 
@@ -389,6 +390,11 @@ class Boto3Bucket:
         return dict(head.get("Metadata") or {})
 
 
+def _operation_name(operation: Callable[..., Any]) -> str:
+    """A client method's S3 name: head_object -> HeadObject."""
+    return "".join(part.title() for part in getattr(operation, "__name__", "").split("_"))
+
+
 def _raw(operation: Callable[..., T], params: Mapping[str, Any]) -> T:
     with translated():
         return operation(**params)
@@ -415,7 +421,8 @@ class ThreadedObjectStore:
         async def attempt() -> T:
             return await loop.run_in_executor(self._pool, _raw, operation, params)
 
-        return await with_retries_async(attempt, self.flow)
+        what = (_operation_name(operation), str(params.get("Key", "")))
+        return await with_retries_async(attempt, self.flow, what=what)
 
     async def head_object(self, key: str) -> Mapping[str, Any]:
         client = self.bucket.client

@@ -263,12 +263,16 @@ class CrtObjectStore:
     # -- ObjectStore --
 
     async def head_object(self, key: str) -> Mapping[str, Any]:
-        exchange = await with_retries_async(lambda: self.send("HEAD", "HeadObject", key), self.flow)
+        exchange = await with_retries_async(
+            lambda: self.send("HEAD", "HeadObject", key), self.flow, what=("HeadObject", key)
+        )
         return self._head.parse(exchange.headers)
 
     async def get_object_acl(self, key: str) -> Mapping[str, Any]:
         exchange = await with_retries_async(
-            lambda: self.send("GET", "GetObjectAcl", key, query="?acl"), self.flow
+            lambda: self.send("GET", "GetObjectAcl", key, query="?acl"),
+            self.flow,
+            what=("GetObjectAcl", key),
         )
         parsed: dict[str, Any] = self._parser.parse(
             {"status_code": 200, "headers": HeadersDict(), "body": b"".join(exchange.body)},
@@ -280,7 +284,9 @@ class CrtObjectStore:
     async def copy_object(self, params: Mapping[str, Any]) -> str | None:
         headers = self._copy.headers({**params, **self._copy_owner})
         exchange = await with_retries_async(
-            lambda: self.send("PUT", "CopyObject", params["Key"], headers), self.flow
+            lambda: self.send("PUT", "CopyObject", params["Key"], headers),
+            self.flow,
+            what=("CopyObject", params["Key"]),
         )
         return next((v for n, v in exchange.headers if n.lower() == "x-amz-version-id"), None)
 

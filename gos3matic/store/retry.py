@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -73,13 +74,34 @@ def s3_policy(attempts: int = ATTEMPTS) -> Retrying:
     )
 
 
-def with_retries(call: Callable[[], T], attempts: int = ATTEMPTS) -> T:
-    """Run one S3 request under the policy; the last error is raised as it was."""
-    return s3_policy(attempts)(call)
+def with_retries(call: Callable[[], T], attempts: int = ATTEMPTS, what: Request = ("", "")) -> T:
+    """Run one S3 request under the policy; the last error is raised as it was.
+
+    `what`: its operation and key, for the request log (-v)."""
+    if request_log is None:
+        return s3_policy(attempts)(call)
+    tries = 0
+
+    def logged() -> T:
+        nonlocal tries
+        tries += 1
+        started = time.monotonic()
+        try:
+            answer = call()
+        except Exception as error:
+            _log(what, error, tries, started)
+            raise
+        _log(what, None, tries, started)
+        return answer
+
+    return s3_policy(attempts)(logged)
 
 
 async def with_retries_async(
-    send: Callable[[], Awaitable[T]], flow: FlowControl, attempts: int = ATTEMPTS
+    send: Callable[[], Awaitable[T]],
+    flow: FlowControl,
+    attempts: int = ATTEMPTS,
+    what: Request = ("", ""),
 ) -> T:
     """The same policy for the engine's requests, each attempt inside the run's flow control:
     a slot in its window, its turn under the pacer, a throttling answer reported to it.
@@ -89,7 +111,7 @@ async def with_retries_async(
     tenacity's per-call set-up cost a fifth of the CPU of a request on the hot path.
     """
     try:
-        return await _attempt(send, flow)
+        return await _attempt(send, flow, what, 1)
     except Exception as error:
         if not is_transient(error):
             raise
@@ -104,19 +126,50 @@ async def with_retries_async(
         await asyncio.sleep(policy.wait(state))
         state.prepare_for_next_attempt()
         try:
-            return await _attempt(send, flow)
+            return await _attempt(send, flow, what, state.attempt_number)
         except Exception as error:
             failure = error
 
 
-async def _attempt(send: Callable[[], Awaitable[T]], flow: FlowControl) -> T:
+async def _attempt(
+    send: Callable[[], Awaitable[T]], flow: FlowControl, what: Request, attempt: int
+) -> T:
     async with flow.request():
+        started = time.monotonic()
         try:
-            return await send()
+            answer = await send()
         except S3Error as error:
+            if request_log is not None:
+                _log(what, error, attempt, started)
             if is_throttling(error):
                 flow.throttled()
             raise
+        except Exception as error:
+            if request_log is not None:
+                _log(what, error, attempt, started)
+            raise
+        if request_log is not None:
+            _log(what, None, attempt, started)
+        return answer
+
+
+Request = tuple[str, str]  # (operation, key)
+RequestLog = Callable[[str, str, str, int, float], None]
+# One call per attempt of every request, when -v or --log asks: operation, key, status (an HTTP
+# status or the error), attempt, milliseconds. Never a header, so never a credential.
+request_log: RequestLog | None = None
+
+
+def _log(what: Request, error: BaseException | None, attempt: int, started: float) -> None:
+    if request_log is None:
+        return
+    if error is None:
+        status = "200"
+    elif isinstance(error, S3Error):
+        status = f"{error.status or '-'} {error.code}"
+    else:
+        status = type(error).__name__
+    request_log(what[0], what[1], status, attempt, (time.monotonic() - started) * 1000)
 
 
 def is_throttling(error: S3Error) -> bool:
