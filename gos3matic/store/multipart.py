@@ -24,8 +24,8 @@ from gos3matic.core.sizes import (
     part_plan,
     tagging_header,
 )
-from gos3matic.store.boto import translated
 from gos3matic.store.retry import with_retries
+from gos3matic.store.translate import translated
 
 T = TypeVar("T")
 
