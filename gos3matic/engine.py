@@ -295,6 +295,7 @@ class _Pipeline:
         self, revision: _Revision, key: str, task: asyncio.Task[tuple[Result, int, str | None]]
     ) -> None:
         self.running -= 1
+        revision.tasks.discard(task)  # a finished task is let go: memory stays bounded
         self.room.set()
         if task.cancelled():
             return
@@ -324,7 +325,7 @@ class _Pipeline:
         for index, revision in enumerate(revisions):
             await revision.listed_all.wait()
             while revision.tasks:  # an interrupt lets in-flight requests end; parts abort
-                _, revision.tasks = await asyncio.wait(revision.tasks)
+                await asyncio.wait(set(revision.tasks))
             existing = await revision.marker_before if revision.marker_before else UNREAD
             outcome = self._outcome(revision, first=index == 0)
             if not self.halted:
