@@ -35,7 +35,7 @@ from gos3matic.core.outcome import (
     Tally,
     Write,
 )
-from gos3matic.core.poller import Folder, Marker, PollerView, folder_name, poller_view
+from gos3matic.core.poller import Marker
 from gos3matic.core.shards import owns
 from gos3matic.errors import EnvironmentProblem, NetworkError, S3Error
 from gos3matic.store.protocols import Bucket, LargeCopier, Listed, ObjectStore, Store
@@ -468,17 +468,3 @@ def read_markers(store: Store, keys: list[str]) -> list[Marker | None]:
         return list(await asyncio.gather(*(read_marker(store.objects, key) for key in keys)))
 
     return asyncio.run(read_all()) if keys else []
-
-
-def read_package(store: Store, package: str) -> PollerView:
-    """List the package's folders and read the marker of each one the poller can parse."""
-    bucket = store.bucket
-    try:
-        names = [folder_name(prefix, package) for prefix in bucket.list_folders(package)]
-    except (S3Error, NetworkError) as error:
-        raise EnvironmentProblem(f"cannot list s3://{bucket.name}/{package}: {error}") from None
-    folders = [Folder(name) for name in names]
-    parseable = [f for f in folders if f.version is not None]
-    markers = read_markers(store, [f"{package}{f.name}/" for f in parseable])
-    read = {f.name: Folder(f.name, m) for f, m in zip(parseable, markers, strict=True)}
-    return poller_view(package, (read.get(f.name, f) for f in folders))

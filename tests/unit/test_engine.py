@@ -28,10 +28,12 @@ from support.memstore import (
 from gos3matic.core.contract import Annotation, normalize_prefix
 from gos3matic.core.metadata import encode_annotation
 from gos3matic.core.outcome import Failure, MarkerState, Outcome, Plan, Tally, Write
+from gos3matic.core.poller import poller_view
 from gos3matic.core.shards import owns
 from gos3matic.core.sizes import MiB
-from gos3matic.engine import annotate_prefix, annotate_revisions, read_markers, read_package
+from gos3matic.engine import annotate_prefix, annotate_revisions, read_markers
 from gos3matic.errors import EnvironmentProblem
+from gos3matic.markers import read_folders
 from gos3matic.store.flow import FlowControl
 from gos3matic.store.retry import ATTEMPTS
 
@@ -524,7 +526,7 @@ def test_a_revision_whose_listing_is_refused_fails_alone_after_the_earlier_are_m
 # -- reading a package as the poller does --
 
 
-def test_read_package_sees_the_package_as_the_gocd_poller_does():
+def test_reading_a_package_sees_it_as_the_gocd_poller_does():
     memory = MemoryStore()
     for name in ("42.1", "42.2"):
         memory.put(f"{PACKAGE}{name}/app.jar", b"jar")
@@ -533,7 +535,7 @@ def test_read_package_sees_the_package_as_the_gocd_poller_does():
     memory.put(PACKAGE + "nightly/app.jar", b"jar")
     first_request = len(memory.requests)
 
-    view = read_package(memory.store(), PACKAGE)
+    view = poller_view(PACKAGE, read_folders(memory.store(), PACKAGE))
 
     assert view.latest is not None
     assert (view.latest.name, view.latest.label) == ("42.2", "42.2")
@@ -542,7 +544,8 @@ def test_read_package_sees_the_package_as_the_gocd_poller_does():
     assert [folder.name for folder in view.incomplete] == ["43.1"]
     assert view.unparseable == ("nightly",)
     heads = {r.key for r in memory.requests[first_request:] if r.operation == "HeadObject"}
-    assert heads == {f"{PACKAGE}{name}/" for name in ("42.1", "42.2", "43.1")}
+    # every folder's marker, the unparseable one's too: the poller HEADs them all
+    assert heads == {f"{PACKAGE}{name}/" for name in ("42.1", "42.2", "43.1", "nightly")}
 
 
 def test_read_markers_answers_each_key_none_where_there_is_no_marker():
