@@ -176,7 +176,7 @@ class Boto3Bucket:
         what = (_operation_name(operation), str(params.get("Key", params.get("Prefix", ""))))
         return with_retries(lambda: _raw(operation, params), what=what)
 
-    # -- the hot path (ObjectStore) --
+    # -- one object, as plain calls (the engine's awaited hot path is ThreadedObjectStore) --
 
     def head_object(self, key: str) -> Mapping[str, Any]:
         response: Mapping[str, Any] = self._call(
