@@ -37,7 +37,15 @@ from gos3matic.core.outcome import (
 )
 from gos3matic.core.poller import Marker
 from gos3matic.core.shards import owns
-from gos3matic.errors import EnvironmentProblem, NetworkError, S3Error
+from gos3matic.errors import (
+    ArchivedObject,
+    EnvironmentProblem,
+    NetworkError,
+    NotFound,
+    NotSupported,
+    PreconditionFailed,
+    S3Error,
+)
 from gos3matic.store.protocols import Bucket, LargeCopier, Listed, ObjectStore, Store
 from gos3matic.store.retry import ATTEMPTS
 
@@ -70,12 +78,12 @@ def describe(error: BaseException) -> str:
     """One line a person can act on, for the summary and --json."""
     if isinstance(error, ObjectRefused):
         return str(error)
+    if isinstance(error, NotFound):
+        return "deleted since it was listed (NoSuchKey)"
+    if isinstance(error, ArchivedObject):
+        return f"archived and not restored ({error.code}); restore it first"
     if isinstance(error, S3Error):
-        if error.code in ("NotFound", "NoSuchKey"):
-            return "deleted since it was listed (NoSuchKey)"
-        if error.code in ("ObjectNotInActiveTierError", "InvalidObjectState"):
-            return f"archived and not restored ({error.code}); restore it first"
-        if error.code == "BadRequest" and error.operation == "HeadObject":
+        if error.status == 400 and error.operation == "HeadObject":
             return "HEAD refused (400 Bad Request): likely SSE-C, which needs the customer key"
         detail = f": {error.message}" if error.message else ""
         return f"{error.code}{detail}"
@@ -120,10 +128,8 @@ class Annotator:
                     version_id = await self.copy_in_parts(params, size)
                 else:
                     version_id = await self.objects.copy_object(params)
-            except S3Error as error:
-                if error.code == "PreconditionFailed":
-                    continue  # overwritten since our HEAD: merge over the new content
-                raise
+            except PreconditionFailed:
+                continue  # overwritten since our HEAD: merge over the new content
             return Result.ANNOTATED, size, version_id
         raise ObjectRefused(f"changed under every one of {STALE_READS} attempts to copy it")
 
@@ -132,9 +138,9 @@ class Annotator:
             return {}
         try:
             return grant_params(await self.objects.get_object_acl(key))
+        except NotSupported:
+            return {}  # a store without ACLs: nothing to keep
         except S3Error as error:
-            if error.code in ("NotImplemented", "MethodNotAllowed"):
-                return {}  # a store without ACLs: nothing to keep
             raise ObjectRefused(
                 f"cannot read its ACL to keep it ({error.code}); a copy would reset it"
             ) from None
@@ -357,8 +363,10 @@ async def _marker_now(objects: ObjectStore, plan: Plan) -> Mapping[str, str] | U
         return UNREAD
     try:
         head = await objects.head_object(plan.marker_key)
-    except S3Error as error:
-        return None if error.code in ("NotFound", "NoSuchKey") else UNREAD
+    except NotFound:
+        return None
+    except S3Error:
+        return UNREAD
     except NetworkError:
         return UNREAD  # asked again at the end
     return dict(head.get("Metadata") or {})
@@ -452,11 +460,9 @@ async def read_marker(objects: ObjectStore, key: str) -> Marker | None:
     """HEAD on a folder's own key, as the poller issues it; None when there is no such object."""
     try:
         head = await objects.head_object(key)
-    except S3Error as error:
-        if error.code in ("NotFound", "NoSuchKey"):
-            return None
-        raise EnvironmentProblem(f"cannot read the marker {key}: {error}") from None
-    except NetworkError as error:
+    except NotFound:
+        return None
+    except (S3Error, NetworkError) as error:
         raise EnvironmentProblem(f"cannot read the marker {key}: {error}") from None
     return Marker(dict(head.get("Metadata") or {}), head.get("LastModified"))
 

@@ -18,11 +18,8 @@ from gos3matic.core.contract import COMPLETED_KEY
 from gos3matic.core.outcome import Plan
 from gos3matic.core.poller import Folder, folder_name
 from gos3matic.engine import read_markers
-from gos3matic.errors import EnvironmentProblem, NetworkError, S3Error
+from gos3matic.errors import EnvironmentProblem, NetworkError, PreconditionFailed, S3Error
 from gos3matic.store.protocols import Bucket, Store
-
-# S3 answers 412 when If-None-Match finds the key, 409 when a conditional write races another.
-_CONDITION_FAILED = ("PreconditionFailed", "ConditionalRequestConflict")
 
 
 def read_folders(store: Store, package: str) -> list[Folder]:
@@ -122,9 +119,8 @@ def write_pending(
         return PendingMarker(key, PendingState.WOULD_WRITE, wanted)
     try:
         version_id = bucket.put_marker(key, wanted, if_none_match=True)
-    except S3Error as error:
-        if error.code not in _CONDITION_FAILED:
-            raise
+    except PreconditionFailed:
+        # 412 when If-None-Match finds the key, 409 when the write raced another
         there = bucket.head_metadata(key)
         if there is None:  # a conflicting write that has not landed yet: say so, never guess
             raise

@@ -24,9 +24,12 @@ from botocore.config import Config
 from dateutil.tz import tzutc
 
 from gos3matic.errors import (
+    AccessDenied,
+    CredentialsRefused,
     EnvironmentProblem,
     InputError,
     NetworkError,
+    NotFound,
     S3Error,
 )
 from gos3matic.store.flow import FlowControl
@@ -37,13 +40,6 @@ from gos3matic.store.translate import translated
 T = TypeVar("T")
 
 
-CREDENTIAL_ERRORS = {
-    "SignatureDoesNotMatch": "the secret key does not match the access key ID",
-    "InvalidAccessKeyId": "the store knows no such access key ID",
-    "InvalidToken": "the session token is malformed or invalid",
-    "ExpiredToken": "the session token has expired",
-    "TokenRefreshRequired": "the session token must be refreshed",
-}
 # botocore's names for where credentials were found (Credentials.method).
 CREDENTIAL_SOURCES = {
     "env": "the environment ($AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY)",
@@ -200,11 +196,11 @@ class Boto3Bucket:
         """Fail before any write when the bucket is missing or not ours to touch."""
         try:
             self._call(self.client.head_bucket, Bucket=self.name, **self._owner)
+        except NotFound:
+            raise EnvironmentProblem(f"bucket {self.name!r} does not exist") from None
+        except AccessDenied:
+            raise self._refusal() from None
         except S3Error as error:
-            if error.code in ("NotFound", "NoSuchBucket"):
-                raise EnvironmentProblem(f"bucket {self.name!r} does not exist") from None
-            if error.code == "AccessDenied":
-                raise self._refusal() from None
             raise EnvironmentProblem(f"bucket {self.name!r}: {error}") from None
         except NetworkError as error:
             raise EnvironmentProblem(f"cannot reach S3 at {self.endpoint_url}: {error}") from None
@@ -214,14 +210,12 @@ class Boto3Bucket:
         source = credential_source(self.client)
         try:
             self._call(self.client.list_objects_v2, Bucket=self.name, MaxKeys=0, **self._owner)
-        except S3Error as error:
-            refused = CREDENTIAL_ERRORS.get(error.code)
-            if refused is not None:
-                return EnvironmentProblem(
-                    f"{self.endpoint_url} refused the credentials ({error.code}: {refused}); "
-                    f"they came from {source}"
-                )
-        except (NetworkError, EnvironmentProblem):
+        except CredentialsRefused as error:
+            return EnvironmentProblem(
+                f"{self.endpoint_url} refused the credentials ({error.code}: {error.reason}); "
+                f"they came from {source}"
+            )
+        except (S3Error, NetworkError, EnvironmentProblem):
             pass
         return EnvironmentProblem(
             f"access denied to bucket {self.name!r} for the credentials from {source} "
@@ -313,10 +307,8 @@ class Boto3Bucket:
         """The user metadata of a key, or None when there is no such object."""
         try:
             head = self.head_object(key)
-        except S3Error as error:
-            if error.code in ("NotFound", "NoSuchKey"):
-                return None
-            raise
+        except NotFound:
+            return None
         return dict(head.get("Metadata") or {})
 
 

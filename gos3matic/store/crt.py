@@ -34,7 +34,7 @@ from botocore.awsrequest import HeadersDict
 from botocore.credentials import RefreshableCredentials
 from botocore.utils import should_bypass_proxies
 
-from gos3matic.errors import EnvironmentProblem, NetworkError, S3Error, code_for_status
+from gos3matic.errors import EnvironmentProblem, NetworkError, S3Error
 from gos3matic.store.boto import (
     BOTO3_THREADS,
     Boto3Bucket,
@@ -333,7 +333,7 @@ class CrtObjectStore:
         if isinstance(error, crt_exceptions.AwsCrtError):
             if error.name in _NAMED_ANSWERS:
                 code, status = _NAMED_ANSWERS[error.name]
-                raise S3Error(code, error.message, status, operation)
+                raise S3Error.of(code, error.message, status, operation)
             if error.name.startswith(_TRANSPORT_PREFIXES):
                 raise NetworkError(f"{error.name}: {error.message}")
             if error.name.startswith("AWS_AUTH_"):
@@ -392,9 +392,8 @@ def _s3_error(status: int, body: bytes | None, operation: str) -> S3Error:
                 elif tag == "Message" and not message:
                     message = element.text or ""
     if not code:  # HEAD answers carry no body, only a status
-        code = str(status)
         message = message or _phrase(status)
-    return S3Error(code_for_status(code), message, status, operation)
+    return S3Error.of(code, message, status, operation)
 
 
 def _phrase(status: int) -> str:

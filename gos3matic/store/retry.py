@@ -21,7 +21,7 @@ from tenacity import (
     wait_random,
 )
 
-from gos3matic.errors import NetworkError, S3Error
+from gos3matic.errors import NetworkError, S3Error, ServerError, Throttled
 from gos3matic.store.flow import FlowControl
 
 T = TypeVar("T")
@@ -31,24 +31,7 @@ FIRST_WAIT = 0.1  # seconds, doubled each retry, with up to 1 s of jitter added
 LONGEST_WAIT = 10.0
 JITTER = 1.0  # seconds of random wait added to each backoff, so workers do not retry in step
 
-TRANSIENT_CODES = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "TooManyRequests",
-        "RequestTimeout",
-        "InternalError",
-        "ServiceUnavailable",
-        "BadGateway",
-        "GatewayTimeout",
-    }
-)
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
-THROTTLING_CODES = frozenset(
-    {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests"}
-)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -57,8 +40,8 @@ def is_transient(error: BaseException) -> bool:
     refused credentials (SignatureDoesNotMatch, InvalidAccessKeyId, ExpiredToken)."""
     if isinstance(error, NetworkError):
         return True
-    return isinstance(error, S3Error) and (
-        error.code in TRANSIENT_CODES or error.status in TRANSIENT_STATUSES
+    return isinstance(error, (Throttled, ServerError)) or (
+        isinstance(error, S3Error) and error.status in TRANSIENT_STATUSES
     )
 
 
@@ -174,7 +157,7 @@ def _log(what: Request, error: BaseException | None, attempt: int, started: floa
 
 def is_throttling(error: S3Error) -> bool:
     """S3 asks us to slow down: the flow control halves its rate, not only this request."""
-    return error.code in THROTTLING_CODES or error.status in (429, 503)
+    return isinstance(error, Throttled) or error.status in Throttled.statuses
 
 
 def _say_retrying_once(state: RetryCallState) -> None:

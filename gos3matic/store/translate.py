@@ -16,16 +16,14 @@ from gos3matic.errors import (
     EnvironmentProblem,
     NetworkError,
     S3Error,
-    code_for_status,
 )
 
 
 def to_s3_error(error: bce.ClientError) -> S3Error:
     info = error.response.get("Error", {})
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    code = str(info.get("Code") or status)
-    code = code_for_status(code)
-    return S3Error(code, str(info.get("Message") or ""), int(status or 0), error.operation_name)
+    code = str(info.get("Code") or "")
+    return S3Error.of(code, str(info.get("Message") or ""), int(status or 0), error.operation_name)
 
 
 @contextmanager

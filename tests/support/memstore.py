@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl
 
 from gos3matic.core.metadata import ObjectRefused
 from gos3matic.core.sizes import CopiedInParts, part_plan, tagging_header
-from gos3matic.errors import NetworkError, S3Error, code_for_status
+from gos3matic.errors import NetworkError, NotFound, S3Error
 from gos3matic.store.flow import FlowControl
 from gos3matic.store.protocols import LargeCopier, Listed, Store
 from gos3matic.store.retry import with_retries, with_retries_async
@@ -87,9 +87,9 @@ PRECONDITION = "At least one of the pre-conditions you specified did not hold"
 _EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
 # Faults to inject: each raise is a fresh copy, with the operation that met it.
-SLOW_DOWN = S3Error("SlowDown", "Please reduce your request rate.", 503)
-INTERNAL_ERROR = S3Error("InternalError", "We encountered an internal error.", 500)
-ACCESS_DENIED = S3Error("AccessDenied", "Access Denied", 403)
+SLOW_DOWN = S3Error.of("SlowDown", "Please reduce your request rate.", 503)
+INTERNAL_ERROR = S3Error.of("InternalError", "We encountered an internal error.", 500)
+ACCESS_DENIED = S3Error.of("AccessDenied", "Access Denied", 403)
 CONNECTION_RESET = NetworkError("Connection was closed before we received a valid response")
 
 
@@ -175,8 +175,8 @@ def _fresh(error: Exception, operation: str) -> Exception:
     """A new instance of an injected error; a HEAD's error has no body, only its status."""
     if isinstance(error, S3Error):
         if operation == "HeadObject":
-            return S3Error(code_for_status(str(error.status)), "", error.status, operation)
-        return S3Error(error.code, error.message, error.status, operation)
+            return S3Error.of("", "", error.status, operation)
+        return S3Error.of(error.code, error.message, error.status, operation)
     return type(error)(*error.args)
 
 
@@ -345,10 +345,8 @@ class MemoryStore:
     def head_metadata(self, key: str) -> dict[str, str] | None:
         try:
             head = self.head_object(key)
-        except S3Error as error:
-            if error.code in ("NotFound", "NoSuchKey"):
-                return None
-            raise
+        except NotFound:
+            return None
         return dict(head.get("Metadata") or {})
 
     def put_marker(
@@ -356,7 +354,7 @@ class MemoryStore:
     ) -> str | None:
         def put() -> str | None:
             if if_none_match and key in self.stored:
-                raise S3Error("PreconditionFailed", PRECONDITION, 412, "PutObject")
+                raise S3Error.of("PreconditionFailed", PRECONDITION, 412, "PutObject")
             kept = metadata if self.keeps_folder_metadata or not key.endswith("/") else {}
             return self._write(key, b"", {"Metadata": dict(kept)}, {}).version_id
 
@@ -416,7 +414,7 @@ class MemoryStore:
     def _head(self, key: str) -> dict[str, Any]:
         stored = self.stored.get(key)
         if stored is None:
-            raise S3Error("NotFound", "", 404, "HeadObject")
+            raise S3Error.of("NotFound", "", 404, "HeadObject")
         head: dict[str, Any] = {
             "ResponseMetadata": {"HTTPStatusCode": 200},
             "AcceptRanges": "bytes",
@@ -441,7 +439,7 @@ class MemoryStore:
 
     def _acl(self, key: str) -> dict[str, Any]:
         if key not in self.stored:
-            raise S3Error("NoSuchKey", "The specified key does not exist.", 404, "GetObjectAcl")
+            raise S3Error.of("NoSuchKey", "The specified key does not exist.", 404, "GetObjectAcl")
         return {
             "Owner": {"DisplayName": "owner", "ID": OWNER_ID},
             "Grants": copy.deepcopy(self.stored[key].grants),
@@ -452,13 +450,15 @@ class MemoryStore:
         if unknown:
             raise ValueError(f"Unknown parameter in input: {sorted(unknown)}")  # as botocore
         if params["Bucket"] != self.name or params["CopySource"]["Bucket"] != self.name:
-            raise S3Error("NoSuchBucket", "The specified bucket does not exist", 404, "CopyObject")
+            raise S3Error.of(
+                "NoSuchBucket", "The specified bucket does not exist", 404, "CopyObject"
+            )
         key, source_key = params["Key"], params["CopySource"]["Key"]
         source = self.stored.get(source_key)
         if source is None:
-            raise S3Error("NoSuchKey", "The specified key does not exist.", 404, "CopyObject")
+            raise S3Error.of("NoSuchKey", "The specified key does not exist.", 404, "CopyObject")
         if source.storage_class in ARCHIVED:
-            raise S3Error(
+            raise S3Error.of(
                 "ObjectNotInActiveTierError",
                 "The source object of the COPY action is not in the active tier",
                 403,
@@ -466,7 +466,7 @@ class MemoryStore:
             )
         if_match = params.get("CopySourceIfMatch")
         if if_match is not None and if_match != source.etag:
-            raise S3Error(
+            raise S3Error.of(
                 "PreconditionFailed",
                 PRECONDITION,
                 412,
@@ -475,7 +475,7 @@ class MemoryStore:
         replace = params.get("MetadataDirective", "COPY") == "REPLACE"
         changes = {"StorageClass", "WebsiteRedirectLocation", *ENCRYPTION} & set(params)
         if key == source_key and not replace and not changes:
-            raise S3Error(
+            raise S3Error.of(
                 "InvalidRequest",
                 "This copy request is illegal because it is trying to copy an object to itself "
                 "without changing the object's metadata, storage class, website redirect "
@@ -510,7 +510,7 @@ class MemoryStore:
         metadata = {name.lower(): value for name, value in (params.get("Metadata") or {}).items()}
         size = sum(len(k.encode()) + len(str(v).encode()) for k, v in metadata.items())
         if size > METADATA_LIMIT:
-            raise S3Error(
+            raise S3Error.of(
                 "MetadataTooLarge", "Your metadata headers exceed the maximum allowed size.", 400
             )
         properties = {name: params[name] for name in PROPERTIES if name in params}
@@ -524,7 +524,7 @@ class MemoryStore:
         grants = parse_grants(params)
         acl = params.get("ACL")
         if not self.acls and (grants or acl not in (None, "bucket-owner-full-control")):
-            raise S3Error("AccessControlListNotSupported", "The bucket does not allow ACLs", 400)
+            raise S3Error.of("AccessControlListNotSupported", "The bucket does not allow ACLs", 400)
         if acl not in (None, "private", "bucket-owner-full-control"):
             raise ValueError(f"the in-memory store knows no canned ACL {acl!r}")
         stored = StoredObject(
@@ -619,7 +619,7 @@ class MemoryLargeCopier:
                 def part(number: int = number, start: int = start, end: int = end) -> None:
                     source = bucket.stored.get(source_key)
                     if source is None or source.etag != if_match:
-                        raise S3Error(
+                        raise S3Error.of(
                             "PreconditionFailed",
                             PRECONDITION,
                             412,
