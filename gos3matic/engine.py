@@ -53,6 +53,7 @@ STALE_READS = 3  # how often an object may change under us before it counts as f
 LISTING_PAGE = 1000  # keys handed from the listing thread to the loop at once (one S3 page)
 PART_COPIES = 4  # objects copied in parts at once; each runs its parts in parallel
 STOP_POLL = 0.1  # seconds between looks at the stop flag while waiting for room
+STOP_GRACE = 1.5  # seconds that requests in flight at a signal get to finish
 
 
 class Unread:
@@ -92,6 +93,10 @@ def describe(error: BaseException) -> str:
     return f"unexpected {type(error).__name__}: {error}"
 
 
+class NotStarted(Exception):
+    """A stop came before the object's first write: it is neither done nor failed."""
+
+
 class Annotator:
     """Annotates one object: HEAD, skip if done, merge, guarded copy; re-read when it changed."""
 
@@ -102,8 +107,10 @@ class Annotator:
         keep_grants: bool,
         announce: Callable[[Write], None],
         copy_in_parts: Callable[[Mapping[str, Any], int], Awaitable[str | None]],
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.plan = plan
+        self.stopping = stopping
         self.objects = objects
         self.keep_grants = keep_grants
         self.announce = announce
@@ -113,6 +120,8 @@ class Annotator:
         """What became of the object, the bytes copied, and the VersionId the copy created."""
         copied = False
         for _ in range(STALE_READS):
+            if self.stopping():  # a signal came while it waited for its turn: not started
+                raise NotStarted(listed.key)
             head = await self.objects.head_object(listed.key)
             if is_annotated(head, self.plan.annotation):
                 return (Result.ANNOTATED if copied else Result.SKIPPED), 0, None
@@ -122,6 +131,8 @@ class Annotator:
                 self.announce(Write(self.plan.bucket, listed.key))
                 return Result.WOULD_ANNOTATE, 0, None
             size = int(head.get("ContentLength", listed.size))
+            if self.stopping() and not copied:  # read, but no write begun: leave it for a re-run
+                raise NotStarted(listed.key)
             try:
                 copied = True
                 if size > self.plan.multipart_threshold:
@@ -232,6 +243,7 @@ class _Pipeline:
         self.keep_grants = keep_grants
         self.progress = progress
         self.stop = stop
+        self.in_parts: set[asyncio.Task[Any] | None] = set()
         self.announce = announce
         self.running = 0
         self.room = asyncio.Event()
@@ -260,7 +272,9 @@ class _Pipeline:
         plan, tally, loop = revision.plan, revision.tally, asyncio.get_running_loop()
         revision.started = time.monotonic()
         revision.marker_before = loop.create_task(_marker_now(self.store.objects, plan))
-        annotate = Annotator(plan, self.store.objects, self.keep_grants, self.announce, self._parts)
+        annotate = Annotator(
+            plan, self.store.objects, self.keep_grants, self.announce, self._parts, self._stopping
+        )
         flow = self.store.flow
         try:
             async for listed in _listing(self.store.bucket, plan.prefix, self.stop):
@@ -294,7 +308,12 @@ class _Pipeline:
 
     async def _parts(self, params: Mapping[str, Any], size: int) -> str | None:
         loop = asyncio.get_running_loop()
-        copied = await loop.run_in_executor(self.parts, self.copier.copy, params, size)
+        task = asyncio.current_task()
+        self.in_parts.add(task)
+        try:
+            copied = await loop.run_in_executor(self.parts, self.copier.copy, params, size)
+        finally:
+            self.in_parts.discard(task)
         return copied.version_id
 
     def _record(
@@ -303,7 +322,8 @@ class _Pipeline:
         self.running -= 1
         revision.tasks.discard(task)  # a finished task is let go: memory stays bounded
         self.room.set()
-        if task.cancelled():
+        if task.cancelled() or isinstance(task.exception(), NotStarted):
+            revision.tally.not_started += 1
             return
         tally, error = revision.tally, task.exception()
         if error is None:
@@ -331,7 +351,10 @@ class _Pipeline:
         for index, revision in enumerate(revisions):
             await revision.listed_all.wait()
             while revision.tasks:  # an interrupt lets in-flight requests end; parts abort
-                await asyncio.wait(set(revision.tasks))
+                if self.stop.is_set():
+                    await self._cancel_after_grace(revision)
+                    break
+                await asyncio.wait(set(revision.tasks), timeout=STOP_POLL)
             existing = await revision.marker_before if revision.marker_before else UNREAD
             outcome = self._outcome(revision, first=index == 0)
             if not self.halted:
@@ -344,6 +367,19 @@ class _Pipeline:
                     self.halted = True
             outcomes.append(outcome)
         return outcomes
+
+    async def _cancel_after_grace(self, revision: _Revision) -> None:
+        """After a signal, requests already sent get STOP_GRACE seconds to finish; the rest are
+        cancelled, so the prompt comes back. A copy in parts is never cancelled halfway: its
+        thread sees the stop and aborts the upload, and the pool waits for that."""
+        deadline = time.monotonic() + STOP_GRACE
+        while revision.tasks and time.monotonic() < deadline:
+            await asyncio.wait(set(revision.tasks), timeout=STOP_POLL)
+        for task in list(revision.tasks):
+            if task not in self.in_parts:  # a copy in parts ends by its own abort
+                task.cancel()
+        if revision.tasks:
+            await asyncio.wait(set(revision.tasks))
 
     def _outcome(self, revision: _Revision, first: bool) -> Outcome:
         tally, plan, failure = revision.tally, revision.plan, revision.listing_failure

@@ -67,7 +67,10 @@ def summary_text(outcome: Outcome, dry_run: bool, failures: bool = True) -> str:
     tally = outcome.tally
     lines = []
     if outcome.interrupted:
-        lines.append("interrupted: no new work was started after the signal")
+        lines.append(
+            f"interrupted: {tally.done} of {tally.listed} listed objects done, "
+            f"{tally.not_started} not started; a re-run finishes the job"
+        )
     notes = {"skipped": "  (already annotated)"}
     for word, number in count_words(tally, dry_run):
         lines.append(f"  {word.ljust(15)} {number}{notes.get(word, '')}")
@@ -129,6 +132,7 @@ def tally_document(tally: Tally) -> dict[str, Any]:
         "other_shards": tally.other_shards,
         "bytes_copied": tally.bytes_copied,
         "new_versions": tally.new_versions,
+        "not_started": tally.not_started,
         "failures": failures_document(tally),
     }
 

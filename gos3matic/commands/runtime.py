@@ -77,11 +77,12 @@ def install_stop_signals(stop: threading.Event, output: Output | None = None) ->
 
     def handle(signum: int, _frame: Any) -> None:
         if stop.is_set():
+            os.write(2, b"gos3matic: second signal: quitting now; a re-run finishes the job\n")
             os._exit(ExitCode.INTERRUPTED)
         stop.set()
         out.warning(
-            f"{signal.Signals(signum).name}: starting no new objects, finishing in-flight "
-            "copies and aborting copies in parts; no marker (again to quit at once)"
+            f"{signal.Signals(signum).name}: starting no new objects, giving requests in flight "
+            "a moment to finish and aborting copies in parts; no marker (again to quit at once)"
         )
 
     signal.signal(signal.SIGINT, handle)

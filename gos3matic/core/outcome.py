@@ -72,6 +72,7 @@ class Tally:
     multipart: int = 0  # annotated by a multipart copy
     other_shards: int = 0  # listed, but another shard's to annotate
     new_versions: int = 0  # versions S3 said this run's copies and marker created
+    not_started: int = 0  # listed, but a stop came before its first write
     failures: list[Failure] = field(default_factory=list)
 
     def count(self, result: Result) -> None:
