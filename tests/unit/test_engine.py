@@ -402,6 +402,41 @@ def test_an_interrupted_run_finishes_what_it_began_and_writes_no_marker():
     assert memory.sent("PutObject") == 0
 
 
+class StopWithMany(RecordingProgress):
+    """Sets the stop once `stop_after` objects are done, noting how many were being answered."""
+
+    def __init__(self, stop: threading.Event, stop_after: int, memory: MemoryStore) -> None:
+        super().__init__(stop, stop_after)
+        self.memory = memory
+        self.answering_at_stop = -1
+        self.copies_at_stop = -1
+
+    def finished(self, tally: Tally) -> None:
+        if not self.stop.is_set() and tally.done >= (self.stop_after or 0):
+            self.answering_at_stop = self.memory.objects.answering
+            self.copies_at_stop = self.memory.sent("CopyObject")
+        super().finished(tally)
+
+
+def test_a_stop_sends_no_request_for_an_object_not_yet_written():
+    """Hundreds under way when the signal comes: only requests already being answered finish;
+    an object read but not yet written is left, counted not started, for the re-run."""
+    memory = seeded(600, flow=FlowControl(ceiling=256), latency=0.02)
+    stop = threading.Event()
+    progress = StopWithMany(stop, 20, memory)
+    outcome = annotate_prefix(PLAN, memory.store(), progress, stop, lambda _: None)
+    tally = outcome.tally
+    assert outcome.interrupted and outcome.marker is MarkerState.INTERRUPTED
+    assert progress.answering_at_stop > 20  # the stop came with many requests in flight
+    copies_after = memory.sent("CopyObject") - progress.copies_at_stop
+    assert 0 <= copies_after <= progress.answering_at_stop
+    assert tally.annotated == memory.sent("CopyObject")  # every copy sent was counted
+    assert tally.listed == tally.done + tally.not_started and tally.not_started > 0
+    assert tally.failed == 0 and memory.sent("PutObject") == 0
+    written = sum(is_annotated(memory.stored[key]) for key in object_keys(memory))
+    assert written == tally.annotated < 600
+
+
 def test_a_marker_the_store_does_not_keep_is_reported_not_kept():
     memory = seeded(2, keeps_folder_metadata=False)  # as SeaweedFS does with keys ending in /
     run = annotate(memory)
