@@ -448,7 +448,10 @@ def _native_store(
     )
     try:
         # Under the policy, as boto3's probe: one dropped reply must not cost the native client.
-        with_retries(lambda: store.send_blocking("HEAD", "HeadObject", probe_key))
+        with_retries(
+            lambda: store.send_blocking("HEAD", "HeadObject", probe_key),
+            what=("HeadObject", probe_key),
+        )
         crt_status = 200
     except S3Error as error:
         crt_status = error.status

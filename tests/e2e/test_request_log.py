@@ -37,6 +37,8 @@ def test_verbose_names_every_request_on_stderr(run_cli, moto_s3, moto_client, mo
         assert ("CopyObject", key, "200", 1) in sent
     assert ("PutObject", PREFIX, "200", 1) in sent  # the marker
     assert not requests_in(result.stdout)  # stdout stays the one JSON object
+    unnamed = [line for line in result.stderr.splitlines() if line.startswith("request  ")]
+    assert unnamed == []  # the start-up probe too names its operation
 
 
 def test_log_appends_the_same_lines_to_a_file_and_keeps_stderr_quiet(
