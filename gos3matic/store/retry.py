@@ -161,21 +161,27 @@ def is_throttling(error: S3Error) -> bool:
 
 
 def _say_retrying_once(state: RetryCallState) -> None:
-    """One line the first time a request outside the engine (start-up, listing, marker) has to
-    be retried, so that a user waiting on a slow or failing endpoint knows why."""
-    global _said_retrying
-    if _said_retrying or state.outcome is None:
+    """A line the first time a request outside the engine (start-up, listing, marker) has to be
+    retried, so that a user waiting on a slow or failing endpoint knows why; then one at most
+    every NOTICE_EVERY seconds while retries go on, so a long back-off is never silent."""
+    global _last_notice
+    if state.outcome is None:
         return
-    _said_retrying = True
+    now = time.monotonic()
+    if _last_notice is not None and now - _last_notice < NOTICE_EVERY:
+        return
+    still = "still " if _last_notice is not None else ""
+    _last_notice = now
     error = state.outcome.exception()
     wait = state.next_action.sleep if state.next_action else 0.0
     notice(
-        f"gos3matic: {error}; retrying (attempt {state.attempt_number + 1} of "
+        f"gos3matic: {error}; {still}retrying (attempt {state.attempt_number + 1} of "
         f"{ATTEMPTS}, next in {wait:.1f} s)"
     )
 
 
-_said_retrying = False
+NOTICE_EVERY = 4.0  # seconds between two "retrying" lines
+_last_notice: float | None = None
 
 
 def _stderr(line: str) -> None:

@@ -4,6 +4,7 @@ local servers, its output read, the bucket read back."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 from typing import Any
 
@@ -109,6 +110,26 @@ def test_a_host_name_that_does_not_resolve_ends_at_once(run_cli, moto_s3, moto_b
     error = json.loads(result.stdout)["error"]
     assert error.startswith("cannot resolve the host name of http://nonexistent.invalid:9")
     assert seconds < 5, seconds  # retried 8 times, it took 15 s
+
+
+def test_an_endpoint_that_refuses_connections_is_never_silent_while_retried(
+    run_cli, moto_s3, moto_bucket
+):
+    """Connection refused is worth retrying (a restarting proxy), for ~15 s in all: the user is
+    told so at the first retry and again while the back-off grows, then told what failed."""
+    with socket.socket() as probe:  # a free port on loopback that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = run_cli(
+        moto_s3, "annotate", moto_bucket, PREFIX, "--label", "42", "--json",
+        "--endpoint-url", f"http://127.0.0.1:{port}",
+    )  # fmt: skip
+
+    assert result.returncode == 3, result.stderr
+    retrying = [line for line in result.stderr.splitlines() if "retrying (attempt" in line]
+    assert len(retrying) >= 2, result.stderr
+    assert "still retrying" in retrying[-1]
+    assert f"127.0.0.1:{port}" in json.loads(result.stdout)["error"]
 
 
 def test_https_against_an_http_server_ends_at_once_and_says_so(
