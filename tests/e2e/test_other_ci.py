@@ -179,7 +179,7 @@ def test_no_ci_is_exit_2_naming_what_was_looked_for_and_writes_nothing(
     assert annotate.returncode == 2
     assert "no label" in annotate.stderr and "$GITHUB_ACTIONS=true" in annotate.stderr
     assert revision.returncode == 2 and revision.stdout == ""
-    for marker in ("$GO_PIPELINE_NAME", "$JENKINS_URL", "$GITLAB_CI=true", "$TF_BUILD=true"):
+    for marker in ("$GO_PIPELINE_NAME", "$JENKINS_URL", "$GITLAB_CI=true", "$TF_BUILD=True"):
         assert marker in revision.stderr
     assert snapshot(moto_client, moto_bucket) == before
 

@@ -241,7 +241,7 @@ def test_no_ci_revision_is_refused_naming_every_marker_looked_for() -> None:
         "$DRONE=true",
         "$CIRCLECI=true",
         "$BUILDKITE=true",
-        "$TF_BUILD=true",
+        "$TF_BUILD=True",
     ):
         assert marker in message
 
