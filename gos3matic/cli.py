@@ -37,12 +37,29 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
+class _PrintCompletion(argparse.Action):
+    """The completion script for SHELL, built from the parser itself, so it never drifts."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        import shtab  # only here: no other run pays for it
+
+        shell = args[1]
+        print(shtab.complete(parser, shell=shell, root_prefix="gos3matic"))
+        parser.exit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="gos3matic",
         description="Annotate an S3 prefix so GoCD's s3material poller sees it as a revision.",
     )
     parser.add_argument("--version", action="version", version=f"gos3matic {__version__}")
+    parser.add_argument(
+        "--print-completion",
+        choices=("bash", "zsh", "tcsh"),
+        action=_PrintCompletion,
+        help="print a shell completion script generated from this parser, and exit",
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for command in COMMANDS:
         command.add_parser(commands)
