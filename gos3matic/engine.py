@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
 from gos3matic.core.metadata import (
     ObjectRefused,
@@ -30,6 +30,7 @@ from gos3matic.core.outcome import (
     MarkerState,
     Outcome,
     Plan,
+    Progress,
     RequestStats,
     Result,
     Tally,
@@ -46,13 +47,13 @@ from gos3matic.errors import (
     PreconditionFailed,
     S3Error,
 )
+from gos3matic.store.flow import STOP_POLL
 from gos3matic.store.protocols import Bucket, LargeCopier, Listed, ObjectStore, Store
 from gos3matic.store.retry import ATTEMPTS
 
 STALE_READS = 3  # how often an object may change under us before it counts as failed
 LISTING_PAGE = 1000  # keys handed from the listing thread to the loop at once (one S3 page)
 PART_COPIES = 4  # objects copied in parts at once; each runs its parts in parallel
-STOP_POLL = 0.1  # seconds between looks at the stop flag while waiting for room
 STOP_GRACE = 1.5  # seconds that requests in flight at a signal get to finish
 
 
@@ -61,18 +62,6 @@ class Unread:
 
 
 UNREAD = Unread()
-
-
-class Progress(Protocol):
-    """What the engine reports to while it runs: from its event loop, one call at a time."""
-
-    def listed(self, tally: Tally) -> None: ...
-
-    def finished(self, tally: Tally) -> None: ...
-
-    def listing_complete(self, tally: Tally) -> None:
-        """Every object is listed: the total is known from here on."""
-        ...
 
 
 def describe(error: BaseException) -> str:

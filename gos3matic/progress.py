@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from gos3matic.core.outcome import Plan, Tally
 from gos3matic.core.shards import owns
@@ -23,16 +23,6 @@ REDRAW_EVERY = 0.25  # seconds between redraws of the status line: at most 4 a s
 MIN_STATUS_WIDTH = 40  # columns below which a status line is unreadable: plain lines instead
 
 Counts = Callable[[Tally], str]  # "annotated 3, skipped 1, failed 0": the summary's words
-
-
-class Progress(Protocol):
-    """What the engine reports to; `listing_complete` once the last object is listed."""
-
-    def listed(self, tally: Tally) -> None: ...
-
-    def finished(self, tally: Tally) -> None: ...
-
-    def listing_complete(self, tally: Tally) -> None: ...
 
 
 class NoProgress:

@@ -31,7 +31,8 @@ _LABEL = re.compile(r"[A-Za-z0-9._-]{1,255}")
 _CUSTOM_KEY = re.compile(r"[a-z0-9_-]+")
 _REVISION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
 KEY_LIMIT = 1024  # bytes of UTF-8 in an S3 key: a longer prefix holds no object
-JAVA_INT_MAX = 2**31 - 1  # the poller parses each part with Java's Integer.valueOf
+# The poller parses each part of a revision name with Java's Integer.valueOf.
+JAVA_INT_MIN, JAVA_INT_MAX = -(2**31), 2**31 - 1
 
 
 @dataclass(frozen=True)

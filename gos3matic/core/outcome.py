@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from gos3matic.core.contract import marker_key
 from gos3matic.core.shards import Shard
@@ -125,3 +126,15 @@ class Write:
         if self.marker_metadata is None:
             return f"would annotate s3://{self.bucket}/{self.key}"
         return f"would write marker s3://{self.bucket}/{self.key} with {dict(self.marker_metadata)}"
+
+
+class Progress(Protocol):
+    """What the engine reports to while it runs: from its event loop, one call at a time."""
+
+    def listed(self, tally: Tally) -> None: ...
+
+    def finished(self, tally: Tally) -> None: ...
+
+    def listing_complete(self, tally: Tally) -> None:
+        """Every object is listed: the total is known from here on."""
+        ...

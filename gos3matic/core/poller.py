@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from gos3matic.core.contract import (
     COMPLETED_KEY,
+    JAVA_INT_MAX,
+    JAVA_INT_MIN,
     LABEL_KEY,
     TRACEBACK_KEY,
     USER_KEY,
@@ -25,7 +27,6 @@ from gos3matic.core.contract import (
 from gos3matic.errors import InputError
 
 _TWO_PART = re.compile(r"\d+\.\d+")
-JAVA_INT_MIN, JAVA_INT_MAX = -(2**31), 2**31 - 1
 PAGE_SIZE = 1000  # common prefixes per listing page, as S3 answers the poller's ListObjects
 BASE_REVISION = "0.0.0"  # Revision.base(): what the poll falls back to with no complete folder
 MANY_FOLDERS = 1000  # above this, a poll's sequential HEADs are worth a warning

@@ -4,9 +4,9 @@ botocore spends ~1.8 ms of CPU per request, so a Python process tops out near 25
 (docs/s3-notes.md, "Rates"). awscrt signs, pools connections and parses HTTP in C; this module
 only turns boto3's parameters into headers and headers back into boto3's response shape, both
 driven by botocore's service model. Everything else (listing, marker, bucket-level calls) stays
-with boto3 in s3.py, and so does the decision where to send a request: `open_object_store` learns
-the URL and signing region from a real boto3 HEAD, checks that the native client gets the same
-answer, and otherwise hands back the boto3 store unchanged.
+with boto3 in store/boto.py, and so does the decision where to send a request:
+`open_object_store` learns the URL and signing region from a real boto3 HEAD, checks that the
+native client gets the same answer, and otherwise hands back the boto3 store unchanged.
 """
 
 from __future__ import annotations
@@ -64,9 +64,9 @@ except ImportError:  # no wheel for this platform: boto3 does the work
 # target with room to spare, the override at our ceiling.
 GBPS_PER_REQUEST = 0.4
 THROUGHPUT_TARGET_GBPS = 1000.0
-CONNECT_TIMEOUT_MS = 10_000  # as boto3's connect_timeout in s3.py
+CONNECT_TIMEOUT_MS = 10_000  # as boto3's connect_timeout in store/boto.py
 EMPTY_BODY_SHA256 = hashlib.sha256(b"").hexdigest()
-IDLE_TIMEOUT = 120.0  # seconds without a byte from S3, as boto3's read_timeout in s3.py
+IDLE_TIMEOUT = 120.0  # seconds without a byte from S3, as boto3's read_timeout in store/boto.py
 _SIGV4 = re.compile(r"AWS4-HMAC-SHA256 Credential=[^/]*/\d{8}/(?P<region>[^/]+)/s3/aws4_request")
 # CRT failures that mean the request got no answer: worth another attempt, like boto3's
 # ConnectionError. Anything else from CRT is a bug or a setup problem and is raised as it is.
@@ -175,7 +175,7 @@ class _CopyHeaders:
         botocore.handlers.sse_md5(given)
         botocore.handlers.copy_source_sse_md5(given)
         serialized = self.serializer.serialize_to_request(given, self.operation)
-        add_object_lock_md5(SimpleNamespace(headers=serialized["headers"]))  # as s3.py's hook
+        add_object_lock_md5(SimpleNamespace(headers=serialized["headers"]))  # as boto.py's
         headers = [(name, str(value)) for name, value in serialized["headers"].items()]
         if raw_expires is not None:
             headers.append(("Expires", raw_expires))
@@ -546,7 +546,7 @@ def _crt_client(route: Route, credentials: Any, max_connections: int) -> Any:
         # How many requests of type DEFAULT CRT runs at once follows from this target; the
         # connection override can only lower it (benchmarks/results/crt-inflight.txt).
         throughput_target_gbps=max(THROUGHPUT_TARGET_GBPS, max_connections * GBPS_PER_REQUEST),
-        # retry.py alone decides retries, as for boto3 (s3.py)
+        # retry.py alone decides retries, as for boto3 (store/boto.py)
         retry_config=crt_s3.S3RetryConfig(retry_mode=crt_s3.S3RetryMode.NONE),
         connect_timeout_ms=CONNECT_TIMEOUT_MS,
     )

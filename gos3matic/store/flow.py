@@ -34,6 +34,7 @@ from contextlib import asynccontextmanager
 
 from gos3matic.core.outcome import RequestStats
 
+STOP_POLL = 0.1  # seconds between looks at the stop flag while waiting for room or a copy
 DEFAULT_CEILING = 1024  # requests in flight at most, unless --max-in-flight says otherwise
 START = 64  # the window before anything is known: small enough not to flood a throttled prefix
 FIRST_CUT = 0.5  # the first pacing rate, as a share of the rate S3 accepted

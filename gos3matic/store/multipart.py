@@ -24,13 +24,13 @@ from gos3matic.core.sizes import (
     part_plan,
     tagging_header,
 )
+from gos3matic.store.flow import STOP_POLL
 from gos3matic.store.retry import with_retries
 from gos3matic.store.translate import translated
 
 T = TypeVar("T")
 
 PART_CONCURRENCY = 10  # UploadPartCopy requests in flight, across all objects of a run
-STOP_POLL = 0.1  # seconds between looks at the stop flag while a copy runs
 
 # -- the copy --
 
