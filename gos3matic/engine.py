@@ -112,7 +112,7 @@ class Annotator:
             if self.stopping():  # a signal came while it waited for its turn: not started
                 raise NotStarted(listed.key)
             head = await self.objects.head_object(listed.key)
-            if is_annotated(head, self.plan.annotation):
+            if is_annotated(head, self.plan.annotation, self.plan.any_value_keys):
                 return (Result.ANNOTATED if copied else Result.SKIPPED), 0, None
             params = copy_params(self.plan.bucket, listed.key, head, self.plan.annotation)
             params.update(await self._grants(listed.key))  # only once known copyable

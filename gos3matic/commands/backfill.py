@@ -7,7 +7,7 @@ import os
 import textwrap
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,10 @@ from gos3matic.core.backfill import (
     revision_environment,
 )
 from gos3matic.core.contract import (
-    TRACEBACK_KEY,
-    USER_KEY,
     parse_revision,
     traceback_url_from_env,
 )
-from gos3matic.core.metadata import encode_annotation
+from gos3matic.core.metadata import check_plan, encode_annotation
 from gos3matic.core.outcome import MarkerState, Outcome, Plan, Tally, Write
 from gos3matic.core.poller import Folder, PollerView, normalize_package, poller_view
 from gos3matic.core.shards import Shard
@@ -381,13 +379,6 @@ def annotate_shares(
         run.outcome = annotate_share(run)
 
 
-def check_plan_for(plan: Plan) -> Plan:
-    """What `mark` checks: every object carries the label and custom keys. The user and URL
-    legitimately differ between the instances of a fan-out and on a re-run."""
-    shared = {k: v for k, v in plan.annotation.items() if k not in (USER_KEY, TRACEBACK_KEY)}
-    return replace(plan, annotation=shared, dry_run=True, write_marker=False, shard=None)
-
-
 # -- the report -----------------------------------------------------------------------------------
 
 
@@ -565,7 +556,7 @@ def run(args: argparse.Namespace) -> int:
         """Read every object of one revision, as `mark` does; the marker only if all carry it."""
         output.note(f"-- {run.folder.name} (label {run.label}): checking")
         check = run_engine(
-            args, output, check_plan_for(run.plan), store, stop, not_annotated, run.folder.name
+            args, output, check_plan(run.plan), store, stop, not_annotated, run.folder.name
         )
         outcome = Outcome(check.tally, MarkerState.WITHHELD, interrupted=check.interrupted)
         outcome.elapsed = check.elapsed

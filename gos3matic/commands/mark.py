@@ -7,7 +7,7 @@ import os
 import textwrap
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from gos3matic.commands import annotate, options
@@ -19,7 +19,7 @@ from gos3matic.commands.runtime import (
     run_engine,
 )
 from gos3matic.core.contract import LABEL_KEY, marker_key, normalize_prefix
-from gos3matic.core.metadata import AtLeast, encode_annotation
+from gos3matic.core.metadata import check_plan
 from gos3matic.core.outcome import MarkerState, Outcome, Plan, Tally, Write
 from gos3matic.engine import finish_marker
 from gos3matic.errors import EnvironmentProblem, NetworkError, S3Error
@@ -92,13 +92,7 @@ def request(args: argparse.Namespace, env: Mapping[str, str]) -> MarkRequest:
     # What every object of one revision shares: user and traceback URL differ between the
     # instances of a fan-out (and on a re-run), the label and custom keys do not.
     shared = {LABEL_KEY: annotation.label, **dict(annotation.custom)}
-    check_plan = (
-        None
-        if args.no_check
-        else replace(
-            plan, annotation=AtLeast(encode_annotation(shared)), dry_run=True, write_marker=False
-        )
-    )
+    check = None if args.no_check else check_plan(plan)
     check_row = (
         "not checked (--no-check): trusting that every shard passed"
         if args.no_check
@@ -115,7 +109,7 @@ def request(args: argparse.Namespace, env: Mapping[str, str]) -> MarkRequest:
     ]
     if args.dry_run:
         table.append(("mode", "dry run: nothing will be written"))
-    return MarkRequest(plan, check_plan, connection, table)
+    return MarkRequest(plan, check, connection, table)
 
 
 def holds_objects(bucket: Bucket, plan: Plan) -> bool:

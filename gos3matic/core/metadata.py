@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from gos3matic.core.contract import LABEL_KEY, TRACEBACK_KEY, USER_KEY
 from gos3matic.errors import InputError
+
+if TYPE_CHECKING:
+    from gos3matic.core.outcome import Plan
 
 METADATA_LIMIT = 2048  # bytes of user metadata: UTF-8 keys plus values
 
@@ -106,20 +110,38 @@ def marker_metadata(
     return merged_metadata(existing or {}, wanted)
 
 
-class AtLeast(dict[str, str]):
-    """An annotation to check, not to write: these keys with these values, the other GoCD keys
-    whatever they are (mark: each shard's user and traceback URL may differ)."""
+# The keys a check (mark, backfill --mark-only) accepts with any value: each shard stage wrote
+# its own user and traceback URL, and the checking stage's differ (another stage, a re-run).
+SHARD_KEYS = frozenset({USER_KEY, TRACEBACK_KEY})
 
 
-def is_annotated(head: Mapping[str, Any], annotation: Mapping[str, str]) -> bool:
-    """True when a copy would not change the object's metadata: it carries the annotation and
-    no GoCD key the annotation leaves out (an `AtLeast` asks for its keys only)."""
+def check_plan(plan: Plan) -> Plan:
+    """The one way to check a revision before its marker (mark and backfill --mark-only alike):
+    a dry run without marker or shard, every key but SHARD_KEYS matched exactly, those free."""
+    shared = {key: value for key, value in plan.annotation.items() if key not in SHARD_KEYS}
+    return replace(
+        plan,
+        annotation=shared,
+        any_value_keys=SHARD_KEYS,
+        dry_run=True,
+        write_marker=False,
+        shard=None,
+    )
+
+
+def is_annotated(
+    head: Mapping[str, Any],
+    annotation: Mapping[str, str],
+    any_value_keys: frozenset[str] = frozenset(),
+) -> bool:
+    """True when the object carries the annotation and no GoCD key the annotation leaves out,
+    except the `any_value_keys`, which may hold anything or be absent (a check's SHARD_KEYS).
+    With no `any_value_keys`: a copy would not change the object's metadata."""
     current = head.get("Metadata") or {}
     if any(current.get(key) != value for key, value in annotation.items()):
         return False
-    if isinstance(annotation, AtLeast):
-        return True
-    return not any(key in current for key in GOCD_KEYS - annotation.keys())
+    unmatched = GOCD_KEYS - annotation.keys() - any_value_keys
+    return not any(key in current for key in unmatched)
 
 
 def refusal_before_copy(head: Mapping[str, Any]) -> str | None:

@@ -50,6 +50,9 @@ class Plan:
     multipart_threshold: int = DEFAULT_THRESHOLD  # larger objects: multipart copy
     part_size: int | None = None  # None: multipart.DEFAULT_PART_SIZE, raised as needed
     shard: Shard | None = None  # (K, N): annotate only the keys gocd.owns(), never the marker
+    # GoCD keys is_annotated accepts with any value, or none (metadata.check_plan: what mark and
+    # backfill --mark-only check). Empty: every GoCD key must be exactly the annotation's.
+    any_value_keys: frozenset[str] = frozenset()
 
     @property
     def marker_key(self) -> str:

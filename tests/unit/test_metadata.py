@@ -7,12 +7,14 @@ import pytest
 from gos3matic.core.metadata import (
     METADATA_LIMIT,
     ObjectRefused,
+    check_plan,
     copy_params,
     encode_annotation,
     encode_value,
     grant_params,
     is_annotated,
 )
+from gos3matic.core.outcome import Plan
 from gos3matic.errors import InputError
 
 ANNOTATION = {"go_pipeline_label": "42", "user": "jo"}
@@ -109,6 +111,40 @@ def test_already_annotated_means_every_key_with_the_same_value():
     assert not is_annotated({"Metadata": {"go_pipeline_label": "41", "user": "jo"}}, ANNOTATION)
     assert not is_annotated({"Metadata": {"go_pipeline_label": "42"}}, ANNOTATION)
     assert not is_annotated({}, ANNOTATION)
+
+
+def test_without_free_keys_a_gocd_key_the_annotation_leaves_out_means_not_annotated():
+    stored = {"Metadata": {"go_pipeline_label": "42", "user": "shard@example.com"}}
+    assert not is_annotated(stored, {"go_pipeline_label": "42"})
+
+
+def test_free_keys_may_hold_anything_or_nothing_and_the_rest_must_match():
+    free = frozenset({"user", "traceback_url"})
+    label = {"go_pipeline_label": "42", "source": "ci"}
+    shard = {**label, "user": "shard@example.com", "traceback_url": "https://ci/build/1"}
+    assert is_annotated({"Metadata": shard}, label, free)
+    assert is_annotated({"Metadata": label}, label, free)  # a run with no user, no URL
+    assert not is_annotated({"Metadata": {**shard, "go_pipeline_label": "41"}}, label, free)
+    assert not is_annotated({"Metadata": {**shard, "source": "other"}}, label, free)
+    assert not is_annotated({"Metadata": {"user": "shard@example.com"}}, label, free)
+
+
+def test_the_check_plan_names_what_must_match_and_what_is_free():
+    annotation = {
+        "go_pipeline_label": "42",
+        "user": "mark@example.com",
+        "traceback_url": "https://ci/publish/1",
+        "source": "ci",
+    }
+    plan = Plan("bkt", "p/s/j/42.1/", annotation, {}, 4, shard=(1, 2))
+    check = check_plan(plan)
+    assert check.annotation == {"go_pipeline_label": "42", "source": "ci"}
+    assert check.any_value_keys == {"user", "traceback_url"}
+    assert (check.dry_run, check.write_marker, check.shard) == (True, False, None)
+    assert plan.any_value_keys == frozenset()  # a plan to write checks every GoCD key
+    shard_stage = {**annotation, "user": "shard@example.com", "traceback_url": "https://ci/b/2"}
+    assert is_annotated({"Metadata": shard_stage}, check.annotation, check.any_value_keys)
+    assert not is_annotated({"Metadata": shard_stage}, plan.annotation, plan.any_value_keys)
 
 
 def test_non_ascii_values_are_stored_the_way_s3_stores_them():
