@@ -244,7 +244,13 @@ def annotation_from(
                 f"CI detected: looked for {ci.detection_hint()})"
             )
         raise InputError(f"no label: pass --label ({found.missing('label')})")
-    custom = tuple(dict(parse_custom_key(spec) for spec in args.key).items())
+    pairs = [parse_custom_key(spec) for spec in args.key]
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise InputError(f"--key {key} given more than once: pass each key once")
+        seen.add(key)
+    custom = tuple(pairs)
     unset = [f"${name}" for name in TRACEBACK_ENV if not env.get(name)]
     missing_url = "GO_* variables" if len(unset) == len(TRACEBACK_ENV) else ", ".join(unset)
     if found.ci is not None:

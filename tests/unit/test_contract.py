@@ -117,3 +117,15 @@ def test_only_pipeline_stage_job_counter_paths_look_like_revisions():
     assert not looks_like_revision_path("app/build/42.1/")
     assert not looks_like_revision_path("app/build/package/latest/")
     assert not looks_like_revision_path("app/build/package/42.1.3/")
+
+
+def test_a_key_given_twice_is_refused_rather_than_the_last_kept():
+    import argparse
+
+    from gos3matic.commands.options import annotation_from
+
+    args = argparse.Namespace(
+        label="1", username=None, traceback_url=None, key=["team=a", "team=b"]
+    )
+    with pytest.raises(InputError, match="--key team given more than once"):
+        annotation_from(args, {})
