@@ -37,7 +37,9 @@ from gos3matic.store.protocols import Connection
 # clean and paces itself on SlowDown (store/flow.py). Measured in benchmarks/ (README, "Speed").
 DEFAULT_MAX_IN_FLIGHT = 1024
 MAX_IN_FLIGHT = 4096
-_BUCKET = re.compile(r"[A-Za-z0-9._-]{1,255}")  # botocore's own rule; S3-compatible stores vary
+# What any S3 has ever accepted: 3 to 255 characters (63 today; uppercase and '_' only in legacy
+# us-east-1 buckets, which still exist), a letter or digit at each end.
+_BUCKET = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{1,253})[A-Za-z0-9]")
 
 Row = tuple[str, str]
 
@@ -64,13 +66,13 @@ def resolve_target(args: argparse.Namespace) -> None:
         return
     metavar = "PATH" if name == "path" else "PIPELINE/STAGE/JOB"
     rest = getattr(args, name)
-    if args.bucket.startswith("s3://"):
+    if args.bucket[:5].lower() == "s3://":
         if rest is not None:
             raise InputError(
                 f"invalid bucket {args.bucket!r} followed by {rest!r}: give either "
                 f"s3://BUCKET/{metavar} alone or BUCKET {metavar}"
             )
-        bucket, _, rest = args.bucket[len("s3://") :].partition("/")
+        bucket, _, rest = args.bucket[len("s3://") :].partition("/")  # S3:// as well
         if not bucket or not rest:
             raise InputError(f"invalid {args.bucket!r}: expected s3://BUCKET/{metavar}")
         args.bucket = bucket
@@ -197,11 +199,12 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
 
 
 def validate_bucket(bucket: str) -> str:
-    if bucket.startswith("s3://"):
+    if bucket[:5].lower() == "s3://":
         raise InputError(f"invalid bucket {bucket!r}: give the bucket name alone, without s3://")
     if not _BUCKET.fullmatch(bucket):
         raise InputError(
-            f"invalid bucket name {bucket!r}: use letters, digits, '.', '-' and '_' only"
+            f"invalid bucket name {bucket!r}: 3 to 255 letters, digits, '.', '-' or '_', "
+            "starting and ending with a letter or digit"
         )
     return bucket
 

@@ -1,7 +1,10 @@
 """The GoCD side, as the s3material poller and the upstream publisher see it."""
 
+import argparse
+
 import pytest
 
+from gos3matic.commands.options import resolve_target, validate_bucket
 from gos3matic.core.contract import (
     Annotation,
     looks_like_revision_path,
@@ -129,3 +132,25 @@ def test_a_key_given_twice_is_refused_rather_than_the_last_kept():
     )
     with pytest.raises(InputError, match="--key team given more than once"):
         annotation_from(args, {})
+
+
+@pytest.mark.parametrize(
+    "name", ["ab", "a", "-bucket", "bucket-", ".bucket", "has space", "x" * 256]
+)
+def test_a_bucket_name_no_s3_accepts_is_bad_input(name):
+    with pytest.raises(InputError, match="invalid bucket name"):
+        validate_bucket(name)
+
+
+@pytest.mark.parametrize("name", ["abc", "my-bucket.example", "Legacy_Bucket", "x" * 255])
+def test_a_bucket_name_some_s3_accepts_is_taken(name):
+    assert validate_bucket(name) == name
+
+
+@pytest.mark.parametrize(
+    "url", ["s3://art/app/build/package/42.1/", "S3://art/app/build/package/42.1/"]
+)
+def test_an_s3_url_is_split_whatever_the_case_of_its_scheme(url):
+    args = argparse.Namespace(bucket=url, path=None)
+    resolve_target(args)
+    assert (args.bucket, args.path) == ("art", "app/build/package/42.1/")
