@@ -23,18 +23,20 @@ from gos3matic.core.shards import shard_of
 
 PACKAGE = "myapp/build/package/"
 PREFIX = f"{PACKAGE}77.2/"  # the revision GOCD_ENV names
-BUILD_STAGE = {
-    **GOCD_ENV,
-    "GO_STAGE_NAME": "build",
-    "GO_STAGE_COUNTER": "2",
-    "GO_JOB_NAME": "package",
-}
-PUBLISH_STAGE = {
-    **GOCD_ENV,
-    "GO_STAGE_NAME": "publish",
-    "GO_STAGE_COUNTER": "1",
-    "GO_JOB_NAME": "upload",
-}
+
+
+def stage(pipeline: dict[str, str], name: str, counter: int, job: str) -> dict[str, str]:
+    """A job's environment in one stage of PIPELINE: GoCD sets these differently per stage."""
+    return {
+        **pipeline,
+        "GO_STAGE_NAME": name,
+        "GO_STAGE_COUNTER": str(counter),
+        "GO_JOB_NAME": job,
+    }
+
+
+BUILD_STAGE = stage(GOCD_ENV, "build", 2, "package")
+PUBLISH_STAGE = stage(GOCD_ENV, "publish", 1, "upload")
 # The publish stage run by hand, by someone else than the one who triggered the pipeline.
 PUBLISH_BY_HAND = {**PUBLISH_STAGE, "GO_TRIGGER_USER": "ops@example.com"}
 GOCD_OBJECTS = {
@@ -142,18 +144,8 @@ MAINTENANCE = {
     "GO_PIPELINE_LABEL": "7",
     "GO_TRIGGER_USER": "changes",
 }
-SHARD_STAGE = {
-    **MAINTENANCE,
-    "GO_STAGE_NAME": "annotate",
-    "GO_STAGE_COUNTER": "1",
-    "GO_JOB_NAME": "shard",
-}
-MARK_STAGE = {
-    **MAINTENANCE,
-    "GO_STAGE_NAME": "complete",
-    "GO_STAGE_COUNTER": "2",
-    "GO_JOB_NAME": "mark",
-}
+SHARD_STAGE = stage(MAINTENANCE, "annotate", 1, "shard")
+MARK_STAGE = stage(MAINTENANCE, "complete", 2, "mark")
 MARK_BY_HAND = {**MARK_STAGE, "GO_TRIGGER_USER": "ops@example.com"}
 
 
