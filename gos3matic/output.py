@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 _LOCK = threading.RLock()  # one for the whole process: error lines from cli.py take it too
+LOCK = _LOCK  # the same lock, for the progress bar (tqdm draws under it)
 CLEAR_LINE = "\r\x1b[K"  # back to column 0, erase to the end of the line
 
 
@@ -98,11 +99,36 @@ class Output:
         with _LOCK:
             self._clear_status_locked()
 
+    def status_file(self) -> StatusFile:
+        """Where a progress bar (tqdm) draws the status line: stderr, noting that a line is shown
+        so that the next whole line clears it first."""
+        return StatusFile(self.stderr)
+
     def _clear_status_locked(self) -> None:
         if _Status.shown:
             self.stderr.write(CLEAR_LINE)
             self.stderr.flush()
             _Status.shown = False
+
+
+class StatusFile:
+    """The file a tqdm bar writes to. Its writes are made under tqdm's lock, which progress.py
+    sets to this module's LOCK: a bar's redraw and a whole line never interleave."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.encoding = getattr(stream, "encoding", None) or "utf-8"
+
+    def write(self, text: str) -> None:
+        with _LOCK:
+            self.stream.write(text)
+            if text.strip("\r "):
+                _Status.shown = True
+            elif text:  # a blank redraw (the bar closed): the line is empty again
+                _Status.shown = False
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 def _isatty(stream: TextIO) -> bool:

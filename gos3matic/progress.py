@@ -1,5 +1,5 @@
-"""What a person sees while a run goes: a status line on a terminal, a plain line now and then in
-a log, and each failed object on stderr as soon as it fails.
+"""What a person sees while a run goes: a status line on a terminal (a tqdm bar), a plain line
+now and then in a log, and each failed object on stderr as soon as it fails.
 
 A display knows what it knows: while the listing runs, only the objects done and the rate; a
 percentage and an ETA once the listing is complete and the total is known. Its counts are the
@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from gos3matic.core.outcome import Plan, Tally
 from gos3matic.core.shards import owns
-from gos3matic.output import Output
+from gos3matic.output import LOCK, Output
 from gos3matic.store.protocols import Bucket, Listed, Store
 
 PLAIN_PROGRESS_EVERY = 5.0  # seconds between progress lines in a log, or on a narrow terminal
@@ -99,19 +99,100 @@ class LogProgress(_Display):
 
 
 class TerminalProgress(_Display):
-    """One status line at the bottom of the terminal, redrawn at most every REDRAW_EVERY."""
+    """One status line at the bottom of the terminal, drawn by tqdm, at most every REDRAW_EVERY.
+
+    tqdm formats and writes the line; this class decides what it says and when it is redrawn (the
+    engine's threads call `finished`, so tqdm's own update/miniters logic is not used). Its monitor
+    thread is off, and its lock is the one writer's (output.LOCK): a redraw never lands inside a
+    whole line. The words are `sentence`'s, laid out so that what a narrow terminal cuts off is the
+    counts at the end, never the rate or the ETA.
+    """
 
     every = REDRAW_EVERY
 
-    def show(self, text: str) -> None:
+    def __init__(self, output: Output, what: str, counts: Counts) -> None:
+        super().__init__(output, what, counts)
+        self._bar = _bar(output)
+
+    def _maybe_show(self, tally: Tally) -> None:
+        now = time.monotonic()
+        if now < self._next or not self._drawing.acquire(blocking=False):
+            return
+        try:
+            self._next = now + self.every
+            self.draw(tally, now)
+        finally:
+            self._drawing.release()
+
+    def draw(self, tally: Tally, now: float) -> None:
         width = self.output.status_width()
-        if width >= MIN_STATUS_WIDTH:
-            self.output.draw_status(text, width)
-        else:  # resized below a readable width: nothing rather than a wrapped mess
+        if width < MIN_STATUS_WIDTH:  # resized below a readable width: nothing, not a wrapped mess
             self.output.clear_status()
+            return
+        bar = self._bar
+        elapsed = max(now - self.started, 1e-9)
+        bar.n = tally.done
+        bar.total = None if self.total is None else max(self.total, tally.done)
+        bar.ncols = width - 1  # never the last column: a line that wraps cannot be redrawn
+        bar.bar_format = layout(
+            self.what, tally.done, bar.total, tally.done / elapsed, self.counts(tally), width - 1
+        )
+        bar.refresh()
 
     def close(self) -> None:
-        self.output.clear_status()
+        with LOCK:
+            self._bar.close()
+            self.output.clear_status()
+
+
+BAR_WIDTH = 20  # columns of the bar itself when the terminal has room for it and the words
+MIN_BAR = 5  # below this a bar says nothing: it is left out
+
+
+def layout(what: str, done: int, total: int | None, rate: float, counts: str, width: int) -> str:
+    """The tqdm bar_format of one redraw: the same facts as `sentence`, what matters most first.
+
+    While the listing runs the total is unknown: no bar, no percentage, no ETA. Once it is known:
+    the count and percentage, the rate and the ETA always; then the counts if they fit whole in
+    WIDTH; then a bar in the columns left (at most BAR_WIDTH, none under MIN_BAR). So a 60-column
+    terminal keeps the rate and the ETA and loses the counts, which the summary prints anyway.
+    """
+    speed = f"{rate:.0f} objects/s"
+    detail = f" ({counts})"
+    if total is None:
+        text = f"{what}: {done} done, still listing, {speed}"
+        return _braces(text + (detail if len(text) + len(detail) <= width else ""))
+    percent = 100 * done // total if total else 100  # rounded down: 100% only when all are done
+    eta = f", ETA {duration(max(total - done, 0) / rate)}" if rate > 0 and done < total else ""
+    head = f"{what}: {done} of {total} ({percent}%) "
+    tail = f"{speed}{eta}"
+    if len(head) + len(tail) + len(detail) <= width:
+        tail += detail
+    bar = min(BAR_WIDTH, width - len(head) - len(tail) - len("|| "))
+    return _braces(head) + (f"|{{bar:{bar}}}| " if bar >= MIN_BAR else "") + _braces(tail)
+
+
+def _braces(text: str) -> str:
+    """TEXT as a literal in a str.format template (tqdm's bar_format)."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _bar(output: Output) -> Any:
+    """A tqdm bar on stderr's terminal, under the one writer's lock, without a monitor thread."""
+    from tqdm import tqdm  # only a terminal needs it: log lines and -q never import it
+
+    tqdm.monitor_interval = 0  # no thread of its own: this display redraws when work is done
+    tqdm.set_lock(LOCK)
+    return tqdm(
+        file=output.status_file(),
+        total=None,
+        leave=False,  # the summary follows: the status line is cleared, not kept
+        disable=False,  # display_for has already decided: this is a terminal
+        delay=REDRAW_EVERY,  # nothing drawn when made: the first draw is the first redraw
+        mininterval=0,
+        smoothing=0,  # the rate is done / elapsed, as in the summary and in log lines
+        dynamic_ncols=False,
+    )
 
 
 def display_for(output: Output, enabled: bool, what: str, counts: Counts) -> Any:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 CLEAR_LINE = "\r\x1b[K"
+ERASE_TO_END = "\x1b[K"
 
 
 @dataclass(frozen=True)
@@ -34,13 +35,15 @@ class Screen:
 
     @property
     def status_draws(self) -> list[str]:
-        """Each text the status line was drawn with, in order."""
-        return [piece for piece in self._pieces() if piece and not piece.endswith("\n")]
+        """Each text the status line was drawn with, in order (a blanking redraw is none)."""
+        drawn = (piece.rstrip(" ") for piece in self._pieces() if not piece.endswith("\n"))
+        return [text for text in drawn if text]
 
     def _pieces(self) -> list[str]:
-        # Every status draw starts with CLEAR_LINE and ends without a newline; every line written
-        # while a status was shown starts with CLEAR_LINE too, and ends with one.
-        return self.raw.replace("\r\n", "\n").split(CLEAR_LINE)
+        # Every status draw (tqdm's) starts with a carriage return, ends without a newline and is
+        # padded with spaces over a longer previous draw; every line written while a status was
+        # shown starts with CLEAR_LINE, and ends with a newline.
+        return self.raw.replace("\r\n", "\n").replace(ERASE_TO_END, "").split("\r")
 
 
 def _lines(piece: str) -> list[str]:
