@@ -125,7 +125,7 @@ def revision_prefix(args: argparse.Namespace, command: str) -> str:
             f"it looks like a package: 'gos3matic backfill {args.bucket} {path}' completes its "
             f"revisions, or name one: 'gos3matic {command} {args.bucket} {path}/<N>.<M>'"
         )
-    elif is_revision_name(segments[-2]):  # a file or a folder inside a revision
+    elif len(segments) > 1 and is_revision_name(segments[-2]):  # a file or folder in a revision
         parent = "/".join(segments[:-1])
         instead = f"name the revision folder: 'gos3matic {command} {args.bucket} {parent}'"
     elif len(segments) > 3:
