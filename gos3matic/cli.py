@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 from gos3matic import __version__
 from gos3matic.commands import COMMANDS
 from gos3matic.commands.options import resolve_target
-from gos3matic.errors import EnvironmentProblem, InputError
+from gos3matic.errors import EnvironmentProblem, InputError, LeaseHeld
 from gos3matic.exitcodes import ExitCode
 from gos3matic.output import Output
 
@@ -79,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(output, ExitCode.BAD_INPUT, str(error), wants_json)
     except EnvironmentProblem as error:
         return _fail(output, ExitCode.ENVIRONMENT, str(error), wants_json)
+    except LeaseHeld as error:
+        return _fail(output, ExitCode.FAILED, str(error), wants_json)
     except KeyboardInterrupt:
         return _fail(output, ExitCode.INTERRUPTED, "interrupted", wants_json)
     except Exception as error:  # the last line of defence: one line, never a traceback

@@ -7,6 +7,7 @@ S3's error answers are classified once, here, by the store that received them
     ├── InputError (ValueError)          bad input, refused before any request: exit 2
     ├── EnvironmentProblem (RuntimeError) credentials, endpoint or bucket unusable: exit 3
     │   └── EndpointUnreachable           the name does not resolve, or TLS fails
+    ├── LeaseHeld                         another run holds the folder: exit 1, before any copy
     ├── NetworkError                      no answer: refused, reset, timed out, reply lost
     └── S3Error                           an error answer from the service
         ├── NotFound                      NoSuchKey, NotFound (a HEAD's 404)
@@ -35,6 +36,11 @@ class EnvironmentProblem(RuntimeError):
 
 class EndpointUnreachable(EnvironmentProblem):
     """The endpoint's host name does not resolve, or TLS with it fails: no retry can fix that."""
+
+
+class LeaseHeld(Exception):
+    """Another run holds the revision folder's lease (lease.py), or took it from this one: exit 1,
+    before any copy."""
 
 
 class NetworkError(Exception):

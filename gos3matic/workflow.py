@@ -14,6 +14,7 @@ holds the folder while the work runs: the pending marker today; any object with 
 from __future__ import annotations
 
 import enum
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from gos3matic.core.outcome import MarkerState, Outcome, Plan, Progress, Tally, 
 from gos3matic.engine import UNREAD, Unread, annotate_revisions, finish_marker
 from gos3matic.errors import EnvironmentProblem, NetworkError, S3Error
 from gos3matic.exitcodes import ExitCode
+from gos3matic.lease import Lease, refuse_if_leased, run_source
 from gos3matic.markers import PendingMarker, pending_before_annotating
 from gos3matic.store.protocols import Bucket, Store
 
@@ -132,14 +134,38 @@ class PendingClaim:
 NO_CLAIM = PendingClaim()  # mark: the shards' runs left the pending marker
 
 
-def claim(bucket: Bucket, plan: Plan, problem: Callable[[str], None]) -> Claim:
-    """annotate's first write: a pending marker when objects are there without any marker, so
-    that GoCD's poll skips the folder, instead of failing, while the run lasts and after a failed
-    or interrupted one. Never over a marker already there; none in a dry run or --no-marker.
-    A failure is told to PROBLEM and the run carries on: the objects can still be annotated."""
-    if not plan.write_marker or plan.dry_run:
+def claim(
+    bucket: Bucket,
+    plan: Plan,
+    problem: Callable[[str], None],
+    take_over: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> Claim:
+    """The first write of a run that completes the folder: its lease (lease.py), a pending marker
+    carrying this run's id, so that GoCD's poll skips the folder, instead of failing, while the
+    run lasts and after a failed or interrupted one, and no second run works on it meanwhile
+    (LeaseHeld, exit 1). A shard takes no lease: a plain pending marker if none is there, and
+    LeaseHeld while another run's live lease is. Never over a complete marker; none in a dry run
+    or --no-marker. A failure is told to PROBLEM and the run carries on: the objects can still
+    be annotated."""
+    if plan.dry_run:
+        return NO_CLAIM
+    if not plan.write_marker:  # --no-marker: no lease, but no copy beside another run's either
+        refuse_if_leased(bucket, plan.marker_key)
         return NO_CLAIM
     try:
+        if plan.shard is None:
+            lease = Lease(
+                bucket,
+                plan,
+                run_source(os.environ if env is None else env, plan),
+                take_over,
+                problem,
+            )
+            lease.acquire(lambda: holds_objects(bucket, plan))
+            lease.start_renewing()
+            return lease
+        refuse_if_leased(bucket, plan.marker_key)
         return PendingClaim(pending_before_annotating(bucket, plan))
     except (S3Error, NetworkError) as error:
         problem(
@@ -277,6 +303,9 @@ def _through_engine(
             outcome.tally.new_versions += 1  # the pending marker is a version this run made
         if revision.work is Work.CHECK:
             if outcome.tally.would_annotate:
+                release = getattr(revision.claim, "release", None)
+                if release is not None:
+                    release()  # a lease: the folder back to plain pending, for the re-run
                 return  # objects lack the annotation: the marker is withheld
             existing = UNREAD  # a check's dry run read no marker
         revision.claim.complete(

@@ -59,6 +59,7 @@ def add_parser(commands: Any) -> None:
         "$GO_JOB_RUN_INDEX/$GO_JOB_RUN_COUNT when both are set; 1/1 is the whole prefix)",
     )
     options.add_revision_guard(parser, marker_option=True)
+    options.add_lease_option(parser)
     options.add_large_object_options(parser)
     options.add_output_options(parser)
     options.add_connection_options(parser)
@@ -128,7 +129,13 @@ def run(args: argparse.Namespace) -> int:
     install_stop_signals(stop, output)
     store = open_store(checked.connection, plan.bucket, plan.workers, plan.marker_key)
     refuse_unsafe_path(store.bucket, plan.prefix)
-    claim = workflow.claim(store.bucket, plan, output.error)
+    claim = workflow.claim(store.bucket, plan, output.error, args.take_over)
+    taken = getattr(claim, "taken_from", None)
+    if taken is not None:
+        output.warning(
+            "gos3matic: warning: took the lease over: "
+            + taken.sentence(plan.marker_key, plan.bucket)
+        )
     if claim.pending is not None and claim.pending.written:
         output.note(claim.pending.sentence(plan.bucket))
     revision = workflow.Revision(plan, workflow.Work.ANNOTATE, claim)

@@ -64,6 +64,7 @@ def add_parser(commands: Any) -> None:
         "--allow-empty", action="store_true", help="write the marker even when PATH holds no object"
     )
     options.add_revision_guard(parser)
+    options.add_lease_option(parser)
     options.add_output_options(parser)
     options.add_connection_options(parser)
     parser.set_defaults(handler=run)
@@ -153,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(checked.connection, plan.bucket, plan.workers, plan.marker_key)
     annotate.refuse_unsafe_path(store.bucket, plan.prefix, NAME)
 
-    revision = workflow.Revision(plan, checked.work)
+    claim = workflow.claim(store.bucket, plan, output.error, args.take_over)
+    revision = workflow.Revision(plan, checked.work, claim)
     workflow.run([revision], store, stop, RevisionWatch(args, output, "checking", check_counts))
     outcome = revision.outcome
     assert outcome is not None  # the first revision always runs

@@ -104,6 +104,17 @@ def add_revision_guard(parser: argparse.ArgumentParser, marker_option: bool = Fa
         )
 
 
+def add_lease_option(parser: argparse.ArgumentParser) -> None:
+    """--take-over: the folder's lease from another run at once, not only once it is stale."""
+    parser.add_argument_group("other runs").add_argument(
+        "--take-over",
+        action="store_true",
+        help="take the folder's lease (its pending marker, naming the run at work on it) from "
+        "another run at once, when that run is known to be gone; by default a run refuses "
+        "another's lease until it has not been renewed for 3 minutes",
+    )
+
+
 def revision_prefix(args: argparse.Namespace, command: str) -> str:
     """PATH as a listing prefix, refused (exit 2, before any client) unless its last segment is
     a revision folder <N>.<M>: anything else would complete a folder GoCD cannot parse, or
