@@ -252,6 +252,9 @@ class _Pipeline:
         self.running = 0
         self.room = asyncio.Event()
         self.halted = False  # carry_on said no: start nothing new
+        # A request met a failure no object can get past (an untrusted certificate, a name that
+        # no longer resolves): nothing new starts, no marker is written, the run ends with it.
+        self.fatal: EnvironmentProblem | None = None
         self.shown = Tally()  # what progress shows: every revision's objects together
 
     async def run(
@@ -270,6 +273,8 @@ class _Pipeline:
             for revision in revisions:
                 revision.listed_all.set()  # those never fed: nothing listed, nothing to wait for
             outcomes = await finisher
+        if self.fatal is not None:
+            raise self.fatal
         return outcomes
 
     async def _feed(self, revision: _Revision) -> None:
@@ -326,6 +331,9 @@ class _Pipeline:
         self.running -= 1
         revision.tasks.discard(task)  # a finished task is let go: memory stays bounded
         self.room.set()
+        if not task.cancelled() and isinstance(task.exception(), EnvironmentProblem):
+            self.fatal = self.fatal or task.exception()  # type: ignore[assignment]
+            self.halted = True
         if task.cancelled() or isinstance(task.exception(), NotStarted):
             revision.tally.not_started += 1
             return

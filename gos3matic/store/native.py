@@ -196,7 +196,7 @@ class NativeObjectStore:
             lines.append("content-length: 0")
         lines.extend(f"{name}: {value}" for name, value in sent)
         lines.append("\r\n")
-        return "\r\n".join(lines).encode("latin-1")
+        return "\r\n".join(lines).encode()  # header values in UTF-8, as boto3 sends them
 
 
 def s3_error(status: int, body: bytes | None, operation: str) -> S3Error:
