@@ -286,7 +286,7 @@ class _Pipeline:
         )
         flow = self.store.flow
         try:
-            async for listed in _listing(self.store.bucket, plan.prefix, self.stop):
+            async for listed in _listing(self.store, plan.prefix, self.stop):
                 if listed.key == plan.marker_key:
                     continue
                 if plan.shard is not None and not owns(plan.shard, listed.key):
@@ -417,10 +417,19 @@ async def _marker_now(objects: ObjectStore, plan: Plan) -> Mapping[str, str] | U
     return dict(head.get("Metadata") or {})
 
 
-async def _listing(bucket: Bucket, prefix: str, stop: threading.Event) -> AsyncIterator[Listed]:
-    """The bucket's listing, one page at a time from a thread, the next page read ahead."""
+async def _listing(store: Store, prefix: str, stop: threading.Event) -> AsyncIterator[Listed]:
+    """The bucket's listing, one page at a time, the next page read ahead: on the engine's loop
+    when the hot path's store can list (store/listing.py), else from a thread."""
+    pages = getattr(store.objects, "list_pages", None)
+    if pages is not None:
+        async for batch in pages(prefix):
+            if stop.is_set():
+                return
+            for listed in batch:
+                yield listed
+        return
     loop = asyncio.get_running_loop()
-    keys = bucket.list_objects(prefix)
+    keys = store.bucket.list_objects(prefix)
 
     def page() -> list[Listed]:
         return list(itertools.islice(keys, LISTING_PAGE))
