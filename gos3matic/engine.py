@@ -62,6 +62,8 @@ class Unread:
 
 
 UNREAD = Unread()
+# The marker step of one revision of annotate_revisions: (index, outcome, marker read earlier).
+Finish = Callable[[int, Outcome, "Mapping[str, str] | Unread | None"], None]
 
 
 def describe(error: BaseException) -> str:
@@ -164,6 +166,7 @@ def annotate_revisions(
     stop: threading.Event,
     announce: Callable[[Write], None],
     carry_on: Callable[[int, Outcome], bool] = lambda index, outcome: True,
+    finish: Finish | None = None,
 ) -> list[Outcome]:
     """Several prefixes through one pipeline, in order: the objects of later revisions are
     annotated while earlier ones finish, and each marker is written only once every earlier one
@@ -172,16 +175,26 @@ def annotate_revisions(
     After each marker, `carry_on(index, outcome)` says whether to go on; when it says no (say,
     the revision failed), no new object is started and no later marker is written. Outcomes of
     revisions never reached have nothing listed and MarkerState.WITHHELD.
+
+    `finish(index, outcome, existing)` is the marker step, in a thread (workflow.py: the
+    revision's claim completes it); by default `finish_marker` of that plan.
     """
     if not plans:
         return []
+    if finish is None:
+
+        def finish(
+            index: int, outcome: Outcome, existing: Mapping[str, str] | Unread | None
+        ) -> None:
+            finish_marker(plans[index], store.bucket, outcome, announce, existing)
+
     started = time.monotonic()
     bucket = store.bucket
     keep_grants = bucket.acls_enabled()
     threshold = min(plan.multipart_threshold for plan in plans)
     part_size = plans[0].part_size
     copier = bucket.large_copier(stop, threshold, part_size, keep_grants)
-    pipeline = _Pipeline(store, copier, keep_grants, progress, stop, announce)
+    pipeline = _Pipeline(store, copier, keep_grants, progress, stop, announce, finish)
     before = replace(store.flow.stats)
     try:
         outcomes = asyncio.run(pipeline.run(plans, carry_on))
@@ -226,7 +239,9 @@ class _Pipeline:
         progress: Progress,
         stop: threading.Event,
         announce: Callable[[Write], None],
+        finish: Finish,
     ) -> None:
+        self.finish = finish
         self.store = store
         self.copier = copier
         self.keep_grants = keep_grants
@@ -347,10 +362,7 @@ class _Pipeline:
             existing = await revision.marker_before if revision.marker_before else UNREAD
             outcome = self._outcome(revision, first=index == 0)
             if not self.halted:
-                await loop.run_in_executor(
-                    None, finish_marker, revision.plan, self.store.bucket, outcome,
-                    self.announce, existing,
-                )  # fmt: skip
+                await loop.run_in_executor(None, self.finish, index, outcome, existing)
                 outcome.elapsed = time.monotonic() - revision.started
                 if not carry_on(index, outcome):
                     self.halted = True

@@ -10,24 +10,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gos3matic import workflow
 from gos3matic.commands import options
 from gos3matic.commands.runtime import (
     Connection,
-    Store,
+    RevisionWatch,
     install_stop_signals,
     open_store,
     output_for,
-    run_engine,
 )
 from gos3matic.core.contract import looks_like_revision_path, normalize_prefix, parse_revision
-from gos3matic.core.outcome import MarkerState, Outcome, Plan
+from gos3matic.core.outcome import Plan
 from gos3matic.core.poller import folder_name
 from gos3matic.errors import EnvironmentProblem, InputError, NetworkError, S3Error
-from gos3matic.exitcodes import ExitCode, epilog
-from gos3matic.markers import PendingMarker, pending_before_annotating
-from gos3matic.output import Output
+from gos3matic.exitcodes import epilog
 from gos3matic.report import (
-    error_line,
     outcome_document,
     summary_line,
     summary_text,
@@ -118,33 +115,6 @@ def request(args: argparse.Namespace, env: Mapping[str, str]) -> AnnotateRequest
     return AnnotateRequest(plan, connection, table)
 
 
-def exit_code(outcome: Outcome) -> ExitCode:
-    if outcome.interrupted:
-        return ExitCode.INTERRUPTED
-    if outcome.tally.failed or outcome.marker is MarkerState.EMPTY:
-        return ExitCode.FAILED
-    if outcome.marker is MarkerState.NOT_KEPT:
-        return ExitCode.MARKER_NOT_KEPT
-    return ExitCode.OK
-
-
-def keep_pollable(plan: Plan, store: Store, output: Output) -> PendingMarker | None:
-    """The first write: a pending marker when objects are there without one, so that GoCD's
-    poll of the package skips this folder, instead of failing, while the run lasts and after a
-    failed or interrupted one. Never over a marker already there."""
-    try:
-        pending = pending_before_annotating(store.bucket, plan)
-    except (S3Error, NetworkError) as error:
-        error_line(
-            f"cannot write the pending marker s3://{plan.bucket}/{plan.marker_key} ({error}); "
-            "carrying on, but GoCD's poll of this package fails until the folder has a marker"
-        )
-        return None
-    if pending is not None and pending.written:
-        output.note(pending.sentence(plan.bucket))
-    return pending
-
-
 def run(args: argparse.Namespace) -> int:
     checked = request(args, os.environ)
     plan = checked.plan
@@ -156,13 +126,14 @@ def run(args: argparse.Namespace) -> int:
     install_stop_signals(stop, output)
     store = open_store(checked.connection, plan.bucket, plan.workers, plan.marker_key)
     refuse_unsafe_path(store.bucket, plan.prefix)
-    pending = None
-    if plan.write_marker and not plan.dry_run:
-        pending = keep_pollable(plan, store, output)
-    outcome = run_engine(args, output, plan, store, stop)
-    if pending is not None and pending.new_version:
-        outcome.tally.new_versions += 1  # the pending marker is a version this run made too
-    code = exit_code(outcome)
+    claim = workflow.claim(store.bucket, plan, output.error)
+    if claim.pending is not None and claim.pending.written:
+        output.note(claim.pending.sentence(plan.bucket))
+    revision = workflow.Revision(plan, workflow.Work.ANNOTATE, claim)
+    workflow.run([revision], store, stop, RevisionWatch(args, output))
+    outcome = revision.outcome
+    assert outcome is not None  # the first revision always runs
+    code = workflow.exit_code([revision.result])
     if args.quiet:
         output.line(summary_line(f"s3://{plan.bucket}/{plan.prefix}", outcome, plan.dry_run))
     else:  # under --json the failed keys are on stderr already
@@ -175,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
                 "marker_key": plan.marker_key,
                 "dry_run": plan.dry_run,
                 **outcome_document(outcome),
-                "pending_marker": pending.state.value if pending else None,
+                "pending_marker": claim.pending.state.value if claim.pending else None,
                 "exit_code": int(code),
             }
         )

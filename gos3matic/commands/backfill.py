@@ -11,15 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gos3matic import workflow
 from gos3matic.commands import options
 from gos3matic.commands.runtime import (
     Connection,
-    Store,
+    RevisionWatch,
     install_stop_signals,
     open_store,
     output_for,
     progress_for,
-    run_engine,
 )
 from gos3matic.core.backfill import (
     LabelSource,
@@ -31,17 +31,16 @@ from gos3matic.core.contract import (
     parse_revision,
     traceback_url_from_env,
 )
-from gos3matic.core.metadata import check_plan, encode_annotation
-from gos3matic.core.outcome import MarkerState, Outcome, Plan, Tally, Write
+from gos3matic.core.metadata import encode_annotation
+from gos3matic.core.outcome import Outcome, Plan, Tally
 from gos3matic.core.poller import Folder, PollerView, normalize_package, poller_view
 from gos3matic.core.shards import Shard
-from gos3matic.engine import annotate_revisions, finish_marker
 from gos3matic.errors import InputError, NetworkError, S3Error
 from gos3matic.exitcodes import ExitCode, epilog
 from gos3matic.markers import PendingMarker, read_folders, write_pending
 from gos3matic.output import Output
+from gos3matic.progress import RunProgress
 from gos3matic.report import (
-    FAILURES_SHOWN,
     failure_lines,
     summary_line,
     table_text,
@@ -230,38 +229,36 @@ def request(args: argparse.Namespace, env: Mapping[str, str]) -> BackfillRequest
 
 @dataclass
 class RevisionRun:
-    """One incomplete revision of a backfill: its plan, then what happened."""
+    """One incomplete revision of a backfill: its folder and label, and its way through the
+    workflow (its plan, its claim, then its outcome)."""
 
     folder: Folder
-    plan: Plan
     label: str
     source: LabelSource
-    checked: bool = False  # --mark-only: the objects were only read
-    outcome: Outcome | None = None
+    revision: workflow.Revision
+
+    @property
+    def plan(self) -> Plan:
+        return self.revision.plan
+
+    @property
+    def outcome(self) -> Outcome | None:
+        return self.revision.outcome
+
+    @property
+    def checked(self) -> bool:  # --mark-only: the objects were only read
+        return self.revision.checked
 
     @property
     def result(self) -> str:
-        outcome = self.outcome
-        if outcome is None:
-            return "not-started"
-        if outcome.interrupted:
-            return "interrupted"
-        if outcome.tally.failed:
-            return "failed"
-        if self.checked and outcome.tally.would_annotate:
-            return "not-annotated"
-        return {
-            MarkerState.WRITTEN: "completed",
-            MarkerState.ALREADY_PRESENT: "completed",
-            MarkerState.NOT_KEPT: "marker-not-kept",
-            MarkerState.EMPTY: "empty",
-            MarkerState.DRY_RUN: "would-complete",
-            MarkerState.SHARDED: "share-annotated",
-        }.get(outcome.marker, outcome.marker.value)
+        return self.revision.result.value
 
-    @property
-    def stops_the_run(self) -> bool:
-        return self.result in ("failed", "interrupted", "marker-not-kept", "not-annotated")
+
+def revision_run(
+    folder: Folder, plan: Plan, label: str, source: LabelSource, mode: str
+) -> RevisionRun:
+    work = workflow.Work.CHECK if mode == Mode.MARK_ONLY else workflow.Work.ANNOTATE
+    return RevisionRun(folder, label, source, workflow.Revision(plan, work))
 
 
 @dataclass(frozen=True)
@@ -289,16 +286,10 @@ class Backfill:
         return [write for write in self.pending if write.marker is None]
 
     def exit_code(self) -> ExitCode:
-        results = {run.result for run in self.runs}
-        if "interrupted" in results:
-            return ExitCode.INTERRUPTED
-        if self.view.folders == 0 or self.pending_failed:
+        code = workflow.exit_code([run.revision.result for run in self.runs], empty_fails=False)
+        if code is ExitCode.OK and (self.view.folders == 0 or self.pending_failed):
             return ExitCode.FAILED
-        if results & {"failed", "not-annotated"}:
-            return ExitCode.FAILED
-        if "marker-not-kept" in results:
-            return ExitCode.MARKER_NOT_KEPT
-        return ExitCode.OK
+        return code
 
 
 RESULT_SENTENCES = {
@@ -343,40 +334,6 @@ def write_pending_markers(
         except (S3Error, NetworkError) as error:
             written.append(PendingWrite(folder.name, None, f"{key}: {error}"))
     return written
-
-
-def complete_revisions(
-    runs: Sequence[RevisionRun],
-    complete: Callable[[RevisionRun], Outcome],
-    stop: threading.Event,
-) -> None:
-    """Phase two: complete RUNS one at a time, in ascending revision order (as given).
-
-    The rule: complete markers appear strictly in ascending order, and never past a revision
-    that failed, was interrupted, lost its marker's metadata or (--mark-only) is not fully
-    annotated; the later ones are left pending, `not-started`. GoCD's poller only moves forward:
-    a later revision completed first would make it skip the earlier one for good. A revision
-    with nothing in it but its marker ends `empty` and does not stop the run.
-    """
-    for run in runs:
-        if stop.is_set():
-            break
-        run.outcome = complete(run)
-        if run.stops_the_run:
-            break
-
-
-def annotate_shares(
-    runs: Sequence[RevisionRun],
-    annotate_share: Callable[[RevisionRun], Outcome],
-    stop: threading.Event,
-) -> None:
-    """--shard: this shard's share of every revision. No marker is written, so no order to keep,
-    and a failed revision does not stop the others: the mark-only stage will not pass it."""
-    for run in runs:
-        if stop.is_set():
-            break
-        run.outcome = annotate_share(run)
 
 
 # -- the report -----------------------------------------------------------------------------------
@@ -499,10 +456,7 @@ def run(args: argparse.Namespace) -> int:
     backfill = Backfill(
         view,
         checked.mode,
-        [
-            RevisionRun(f, *checked.revision_plan(f.name), checked=checked.mode == Mode.MARK_ONLY)
-            for f in targets
-        ],
+        [revision_run(f, *checked.revision_plan(f.name), checked.mode) for f in targets],
     )
     if view.folders == 0:
         output.error(
@@ -518,6 +472,7 @@ def run(args: argparse.Namespace) -> int:
     backfill.pending = write_pending_markers(
         store.bucket, checked.package, folders, backfill.runs, args.dry_run
     )
+    pending_by_folder = {write.folder: write for write in backfill.pending}
     for write in backfill.pending:
         if write.marker is None:
             output.error(f"cannot write a pending marker: {write.error}")
@@ -534,44 +489,13 @@ def run(args: argparse.Namespace) -> int:
         )
     )
 
-    named: dict[str, int] = {}
-    lock = threading.Lock()
-
-    def not_annotated(write: Write) -> None:
-        # The check is the engine's dry run: it names each object annotate would still write.
-        revision = write.key[len(checked.package) :].split("/", 1)[0]
-        with lock:
-            named[revision] = named.get(revision, 0) + 1
-            if named[revision] <= FAILURES_SHOWN:
-                output.line(f"not annotated: s3://{write.bucket}/{write.key}")
-
-    def annotate(run: RevisionRun) -> Outcome:
-        """This shard's share of one revision's objects; no complete marker (--shard)."""
-        output.note(f"-- {run.folder.name} (label {run.label})")
-        outcome = run_engine(args, output, run.plan, store, stop, what=run.folder.name)
-        output.note(summary_line(run.folder.name, outcome, run.plan.dry_run))
-        return outcome
-
-    def check_and_mark(run: RevisionRun) -> Outcome:
-        """Read every object of one revision, as `mark` does; the marker only if all carry it."""
-        output.note(f"-- {run.folder.name} (label {run.label}): checking")
-        check = run_engine(
-            args, output, check_plan(run.plan), store, stop, not_annotated, run.folder.name
-        )
-        outcome = Outcome(check.tally, MarkerState.WITHHELD, interrupted=check.interrupted)
-        outcome.elapsed = check.elapsed
-        if check.tally.would_annotate == 0:
-            finish_marker(run.plan, store.bucket, outcome, lambda w: output.note(w.sentence()))
-        return outcome
-
-    if backfill.pending_failed:
-        pass  # markers cannot be written: completing revisions would fail the same way
-    elif checked.mode == Mode.SHARD:
-        annotate_shares(backfill.runs, annotate, stop)
-    elif checked.mode == Mode.MARK_ONLY:
-        complete_revisions(backfill.runs, check_and_mark, stop)
-    else:
-        complete_overlapped(args, output, backfill.runs, store, stop)
+    for run in backfill.runs:  # phase one was each revision's claim
+        taken = pending_by_folder.get(run.folder.name)
+        run.revision.claim = workflow.PendingClaim(taken.marker if taken else None)
+    if not backfill.pending_failed:  # else markers cannot be written: completing would fail too
+        revisions = [run.revision for run in backfill.runs]
+        watch = BackfillWatch(args, output, checked, backfill.runs)
+        workflow.run(revisions, store, stop, watch, ORDERS[checked.mode])
 
     code = backfill.exit_code()
     if stop.is_set() and code == ExitCode.OK:
@@ -582,32 +506,48 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def complete_overlapped(
-    args: argparse.Namespace,
-    output: Output,
-    runs: Sequence[RevisionRun],
-    store: Store,
-    stop: threading.Event,
-) -> None:
-    """complete_revisions' rule, with the revisions' objects in one pipeline: later revisions
-    are annotated while earlier ones finish; markers still strictly ascending, never past one
-    that stops the run (engine.annotate_revisions)."""
-    progress = progress_for(args, output, "backfilling")
+ORDERS = {
+    # Markers strictly ascending, never past a revision that failed, was interrupted, lost its
+    # marker's metadata or (--mark-only) is not fully annotated: the later ones are left pending,
+    # `not-started`. GoCD's poller only moves forward: a later revision completed first would
+    # make it skip the earlier one for good. A revision that is `empty` does not stop the run.
+    Mode.COMPLETE: workflow.Order.OVERLAPPED,  # later revisions annotated while earlier finish
+    Mode.MARK_ONLY: workflow.Order.ONE_BY_ONE,
+    # --shard: no marker is written, so no order to keep, and a failed revision does not stop
+    # the others: the mark-only stage will not pass it.
+    Mode.SHARD: workflow.Order.INDEPENDENT,
+}
 
-    def carry_on(index: int, outcome: Outcome) -> bool:
-        run = runs[index]
-        run.outcome = outcome
-        output.note(summary_line(run.folder.name, outcome, run.plan.dry_run))
-        return not run.stops_the_run
 
-    try:
-        annotate_revisions(
-            [run.plan for run in runs],
-            store,
-            progress,
-            stop,
-            lambda write: output.note(write.sentence()),
-            carry_on,
+class BackfillWatch(RevisionWatch):
+    """Each revision named as it starts (one by one) and summed up in one line as it ends."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        output: Output,
+        request: BackfillRequest,
+        runs: Sequence[RevisionRun],
+    ) -> None:
+        super().__init__(args, output, "backfilling")
+        self.request = request
+        self.runs = {run.plan.prefix: run for run in runs}
+
+    def progress(self, revisions: Sequence[workflow.Revision]) -> RunProgress:
+        what = (
+            self.what if self.request.mode == Mode.COMPLETE else self._run(revisions[0]).folder.name
         )
-    finally:
-        progress.close()
+        return progress_for(self.args, self.output, what)
+
+    def starting(self, revision: workflow.Revision) -> None:
+        run = self._run(revision)
+        checking = ": checking" if run.checked else ""
+        self.output.note(f"-- {run.folder.name} (label {run.label}){checking}")
+
+    def finished(self, revision: workflow.Revision) -> None:
+        run = self._run(revision)
+        if run.outcome is not None and not run.checked:
+            self.output.note(summary_line(run.folder.name, run.outcome, run.plan.dry_run))
+
+    def _run(self, revision: workflow.Revision) -> RevisionRun:
+        return self.runs[revision.plan.prefix]

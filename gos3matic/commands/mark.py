@@ -10,29 +10,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gos3matic import workflow
 from gos3matic.commands import annotate, options
 from gos3matic.commands.runtime import (
     Connection,
+    RevisionWatch,
     install_stop_signals,
     open_store,
     output_for,
-    run_engine,
 )
 from gos3matic.core.contract import LABEL_KEY, marker_key, normalize_prefix
-from gos3matic.core.metadata import check_plan
-from gos3matic.core.outcome import MarkerState, Outcome, Plan, Tally, Write
-from gos3matic.engine import finish_marker
-from gos3matic.errors import EnvironmentProblem, NetworkError, S3Error
-from gos3matic.exitcodes import ExitCode, epilog
+from gos3matic.core.outcome import Outcome, Plan, Tally
+from gos3matic.exitcodes import epilog
 from gos3matic.report import (
-    FAILURES_SHOWN,
     MARKER_SENTENCES,
     failure_lines,
     failures_document,
     table_text,
     warn_about_path,
 )
-from gos3matic.store.protocols import Bucket
 
 NAME = "mark"
 MARK_NOTE = """\
@@ -75,7 +71,7 @@ def add_parser(commands: Any) -> None:
 @dataclass(frozen=True)
 class MarkRequest:
     plan: Plan
-    check_plan: Plan | None  # None: --no-check
+    work: workflow.Work  # CHECK, or TRUST under --no-check
     connection: Connection
     table: list[options.Row]
 
@@ -92,7 +88,7 @@ def request(args: argparse.Namespace, env: Mapping[str, str]) -> MarkRequest:
     # What every object of one revision shares: user and traceback URL differ between the
     # instances of a fan-out (and on a re-run), the label and custom keys do not.
     shared = {LABEL_KEY: annotation.label, **dict(annotation.custom)}
-    check = None if args.no_check else check_plan(plan)
+    work = workflow.Work.TRUST if args.no_check else workflow.Work.CHECK
     check_row = (
         "not checked (--no-check): trusting that every shard passed"
         if args.no_check
@@ -109,15 +105,7 @@ def request(args: argparse.Namespace, env: Mapping[str, str]) -> MarkRequest:
     ]
     if args.dry_run:
         table.append(("mode", "dry run: nothing will be written"))
-    return MarkRequest(plan, check, connection, table)
-
-
-def holds_objects(bucket: Bucket, plan: Plan) -> bool:
-    """Whether anything but the marker is under the prefix: one listing page at most."""
-    try:
-        return any(listed.key != plan.marker_key for listed in bucket.list_objects(plan.prefix))
-    except (S3Error, NetworkError) as error:
-        raise EnvironmentProblem(f"cannot list s3://{plan.bucket}/{plan.prefix}: {error}") from None
+    return MarkRequest(plan, work, connection, table)
 
 
 def check_counts(tally: Tally) -> str:
@@ -130,7 +118,7 @@ def check_counts(tally: Tally) -> str:
 
 def mark_summary(request: MarkRequest, outcome: Outcome, failures: bool = True) -> str:
     tally = outcome.tally
-    if request.check_plan is None:
+    if request.work is workflow.Work.TRUST:
         objects = "not checked (--no-check)"
     else:
         objects = f"{tally.listed} checked: {check_counts(tally)}"
@@ -153,12 +141,6 @@ def marker_sentence(outcome: Outcome) -> str:
     return MARKER_SENTENCES[outcome.marker]
 
 
-def exit_code(outcome: Outcome) -> ExitCode:
-    if outcome.tally.would_annotate and not outcome.interrupted:
-        return ExitCode.FAILED  # objects without the annotation: the marker is withheld
-    return annotate.exit_code(outcome)
-
-
 def run(args: argparse.Namespace) -> int:
     checked = request(args, os.environ)
     plan = checked.plan
@@ -170,34 +152,15 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(checked.connection, plan.bucket, plan.workers, plan.marker_key)
     annotate.refuse_unsafe_path(store.bucket, plan.prefix)
 
-    shown = 0
-    lock = threading.Lock()
-
-    def not_annotated(write: Write) -> None:
-        # The check is the engine's dry run: it names each object annotate would still write.
-        nonlocal shown
-        with lock:
-            shown += 1
-            if shown > FAILURES_SHOWN:
-                return
-        output.line(f"not annotated: s3://{write.bucket}/{write.key}")
-
-    if checked.check_plan is not None:
-        check = run_engine(
-            args, output, checked.check_plan, store, stop, not_annotated, "checking", check_counts
-        )
-        outcome = Outcome(check.tally, MarkerState.WITHHELD, interrupted=check.interrupted)
-        outcome.elapsed = check.elapsed
-    else:
-        outcome = Outcome(
-            Tally(listed=int(holds_objects(store.bucket, plan))), MarkerState.WITHHELD
-        )
-
-    if outcome.tally.would_annotate == 0:
-        finish_marker(plan, store.bucket, outcome, lambda write: output.note(write.sentence()))
-    code = exit_code(outcome)
+    revision = workflow.Revision(plan, checked.work)
+    workflow.run([revision], store, stop, RevisionWatch(args, output, "checking", check_counts))
+    outcome = revision.outcome
+    assert outcome is not None  # the first revision always runs
+    code = workflow.exit_code([revision.result])
     if args.quiet:
-        checked_count = f"{outcome.tally.listed} checked: " if checked.check_plan else ""
+        checked_count = (
+            f"{outcome.tally.listed} checked: " if checked.work is workflow.Work.CHECK else ""
+        )
         output.line(
             f"s3://{plan.bucket}/{plan.prefix}: {checked_count}{check_counts(outcome.tally)}; "
             f"marker {marker_sentence(outcome)} ({outcome.elapsed:.1f} s)"
@@ -212,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
                 "prefix": plan.prefix,
                 "marker_key": marker_key(plan.prefix),
                 "dry_run": plan.dry_run,
-                "checked": checked.check_plan is not None,
+                "checked": checked.work is workflow.Work.CHECK,
                 "listed": tally.listed,
                 "annotated": tally.skipped,
                 "not_annotated": tally.would_annotate,

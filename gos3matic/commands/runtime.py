@@ -6,16 +6,17 @@ import argparse
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from gos3matic import workflow
 from gos3matic.core.outcome import Outcome, Plan, Write
 from gos3matic.engine import annotate_prefix
 from gos3matic.errors import InputError
 from gos3matic.exitcodes import ExitCode
 from gos3matic.output import Output, emit
 from gos3matic.progress import Counts, RunProgress, display_for
-from gos3matic.report import counts_for
+from gos3matic.report import FAILURES_SHOWN, counts_for
 from gos3matic.store import open_store, retry
 from gos3matic.store.protocols import Connection, Store
 
@@ -100,6 +101,45 @@ def progress_for(
     enabled = not (getattr(args, "quiet", False) or getattr(args, "no_progress", False))
     counts = counts or counts_for(getattr(args, "dry_run", False))
     return RunProgress(output, display_for(output, enabled, what, counts))
+
+
+class RevisionWatch:
+    """What a person sees of revisions going through the workflow: a progress display per
+    engine run, each write of a dry run as a `would …` line, and each object a check finds
+    without the annotation named (the first FAILURES_SHOWN of each revision)."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        output: Output,
+        what: str = "annotating",
+        counts: Counts | None = None,
+    ) -> None:
+        self.args = args
+        self.output = output
+        self.what = what
+        self.counts = counts
+        self._named: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def progress(self, revisions: Sequence[workflow.Revision]) -> RunProgress:
+        return progress_for(self.args, self.output, self.what, self.counts)
+
+    def announce(self, revision: workflow.Revision, write: Write) -> None:
+        if write.marker_metadata is not None or not revision.checked:
+            self.output.note(write.sentence())
+            return
+        # A check is the engine's dry run: each write it would make is an object not annotated.
+        with self._lock:
+            named = self._named[revision.plan.prefix] = self._named.get(revision.plan.prefix, 0) + 1
+        if named <= FAILURES_SHOWN:
+            self.output.line(f"not annotated: s3://{write.bucket}/{write.key}")
+
+    def starting(self, revision: workflow.Revision) -> None:
+        pass
+
+    def finished(self, revision: workflow.Revision) -> None:
+        pass
 
 
 def run_engine(
