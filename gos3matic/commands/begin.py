@@ -12,11 +12,16 @@ from typing import Any
 
 from gos3matic.commands import options
 from gos3matic.commands.runtime import Connection, emit, info_stream, open_store
-from gos3matic.core.contract import normalize_prefix
 from gos3matic.core.outcome import Plan
 from gos3matic.errors import NetworkError, S3Error
 from gos3matic.exitcodes import ExitCode, epilog
-from gos3matic.markers import PendingMarker, PendingState, pending_metadata, write_pending
+from gos3matic.markers import (
+    PendingMarker,
+    PendingState,
+    pending_metadata,
+    refuse_revisions_below,
+    write_pending,
+)
 from gos3matic.report import error_line, parameter_table, to_json, warn_about_path
 
 NAME = "begin"
@@ -47,6 +52,7 @@ def add_parser(commands: Any) -> None:
     run_group.add_argument(
         "--dry-run", action="store_true", help="read the marker and print the write; write nothing"
     )
+    options.add_revision_guard(parser)
     options.add_output_options(parser)
     options.add_connection_options(parser)
     parser.set_defaults(handler=run)
@@ -62,7 +68,7 @@ class BeginRequest:
 def request(args: argparse.Namespace, env: Mapping[str, str]) -> BeginRequest:
     """Every input checked before any client exists, with annotate's rules and GO_* defaults."""
     bucket = options.validate_bucket(args.bucket)
-    prefix = normalize_prefix(args.path)
+    prefix = options.revision_prefix(args, NAME)
     annotation, annotation_rows = options.annotation_from(args, env)
     connection, endpoint_row = options.connection_from(args, env)
     plan = options.plan_for(bucket, prefix, annotation, 1, dry_run=args.dry_run)
@@ -94,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         parameter_table(checked.table, info)
     store = open_store(checked.connection, plan.bucket, 1, plan.marker_key)
+    refuse_revisions_below(store.bucket, plan.prefix, NAME)
 
     pending: PendingMarker | None = None
     failure = None

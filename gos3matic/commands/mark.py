@@ -19,7 +19,7 @@ from gos3matic.commands.runtime import (
     open_store,
     output_for,
 )
-from gos3matic.core.contract import LABEL_KEY, marker_key, normalize_prefix
+from gos3matic.core.contract import LABEL_KEY, marker_key
 from gos3matic.core.outcome import Outcome, Plan, Tally
 from gos3matic.exitcodes import epilog
 from gos3matic.report import (
@@ -63,6 +63,7 @@ def add_parser(commands: Any) -> None:
     run_group.add_argument(
         "--allow-empty", action="store_true", help="write the marker even when PATH holds no object"
     )
+    options.add_revision_guard(parser)
     options.add_output_options(parser)
     options.add_connection_options(parser)
     parser.set_defaults(handler=run)
@@ -78,7 +79,7 @@ class MarkRequest:
 
 def request(args: argparse.Namespace, env: Mapping[str, str]) -> MarkRequest:
     bucket = options.validate_bucket(args.bucket)
-    prefix = normalize_prefix(args.path)
+    prefix = options.revision_prefix(args, NAME)
     annotation, annotation_rows = options.annotation_from(args, env)
     workers = options.workers_from(args)
     connection, endpoint_row = options.connection_from(args, env)
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     install_stop_signals(stop, output)
     store = open_store(checked.connection, plan.bucket, plan.workers, plan.marker_key)
-    annotate.refuse_unsafe_path(store.bucket, plan.prefix)
+    annotate.refuse_unsafe_path(store.bucket, plan.prefix, NAME)
 
     revision = workflow.Revision(plan, checked.work)
     workflow.run([revision], store, stop, RevisionWatch(args, output, "checking", check_counts))

@@ -21,6 +21,7 @@ from gos3matic.core.contract import (
     LABEL_KEY,
     TRACEBACK_KEY,
     USER_KEY,
+    is_revision_name,
     normalize_prefix,
     parse_revision,
 )
@@ -94,6 +95,13 @@ def normalize_package(path: str) -> str:
         raise InputError(
             f"invalid package {path!r}: give PIPELINE/STAGE/JOB, the three names of the GoCD "
             f"package material (got {len(segments)} segment{'s' if len(segments) != 1 else ''})"
+        )
+    if is_revision_name(segments[-1]):
+        parent = "/".join(segments[:-1])
+        raise InputError(
+            f"invalid package {path!r}: its last segment {segments[-1]!r} is a revision folder, "
+            f"not a job; backfill takes PIPELINE/STAGE/JOB, e.g. the one holding {parent}/"
+            f"<N>.<M>, or annotate that one revision: 'gos3matic annotate BUCKET {path.strip('/')}'"
         )
     return package
 

@@ -7,6 +7,7 @@ import pytest
 from gos3matic.commands.options import resolve_target, validate_bucket
 from gos3matic.core.contract import (
     Annotation,
+    is_revision_name,
     looks_like_revision_path,
     normalize_prefix,
     parse_custom_key,
@@ -154,3 +155,22 @@ def test_an_s3_url_is_split_whatever_the_case_of_its_scheme(url):
     args = argparse.Namespace(bucket=url, path=None)
     resolve_target(args)
     assert (args.bucket, args.path) == ("art", "app/build/package/42.1/")
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("42.1", True),
+        ("0.0", True),
+        ("2147483647.1", True),
+        ("2147483648.1", False),  # Integer.valueOf throws
+        ("latest", False),
+        ("42", False),
+        ("42.1.3", False),  # the fetch task splits into two counters only
+        ("42.1.", False),
+        ("v42.1", False),
+        ("", False),
+    ],
+)
+def test_is_revision_name_is_two_java_ints(name, expected):
+    assert is_revision_name(name) is expected
