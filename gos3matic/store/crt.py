@@ -43,8 +43,8 @@ from gos3matic.store.boto import (
     parse_timestamp,
 )
 from gos3matic.store.flow import FlowControl
-from gos3matic.store.protocols import Connection, ObjectStore
-from gos3matic.store.retry import with_retries, with_retries_async
+from gos3matic.store.protocols import Connection, ObjectStore, copy_owner_params
+from gos3matic.store.retry import RequestLog, with_retries, with_retries_async
 
 try:
     from awscrt import auth as crt_auth
@@ -244,27 +244,28 @@ class CrtObjectStore:
         route: Route,
         service_model: Any,
         expected_owner: str | None = None,
+        log: RequestLog | None = None,
     ) -> None:
         self.client = client
         self.route = route
         self.flow = FlowControl()  # open_store hands it the run's own
+        self.log = log
         self._answers: _Inbox | None = None
         self._head = _HeadShape(service_model.operation_model("HeadObject").output_shape)
         self._copy = _CopyHeaders(service_model.operation_model("CopyObject"))
         self._acl_shape = service_model.operation_model("GetObjectAcl").output_shape
         self._parser = botocore.parsers.create_parser("rest-xml")
         self._owner = [("x-amz-expected-bucket-owner", expected_owner)] if expected_owner else []
-        self._copy_owner = (
-            {"ExpectedBucketOwner": expected_owner, "ExpectedSourceBucketOwner": expected_owner}
-            if expected_owner
-            else {}
-        )
+        self._copy_owner = copy_owner_params(expected_owner)  # as headers by _CopyHeaders
 
     # -- ObjectStore --
 
     async def head_object(self, key: str) -> Mapping[str, Any]:
         exchange = await with_retries_async(
-            lambda: self.send("HEAD", "HeadObject", key), self.flow, what=("HeadObject", key)
+            lambda: self.send("HEAD", "HeadObject", key),
+            self.flow,
+            what=("HeadObject", key),
+            log=self.log,
         )
         return self._head.parse(exchange.headers)
 
@@ -273,6 +274,7 @@ class CrtObjectStore:
             lambda: self.send("GET", "GetObjectAcl", key, query="?acl"),
             self.flow,
             what=("GetObjectAcl", key),
+            log=self.log,
         )
         parsed: dict[str, Any] = self._parser.parse(
             {"status_code": 200, "headers": HeadersDict(), "body": b"".join(exchange.body)},
@@ -287,6 +289,7 @@ class CrtObjectStore:
             lambda: self.send("PUT", "CopyObject", params["Key"], headers),
             self.flow,
             what=("CopyObject", params["Key"]),
+            log=self.log,
         )
         return next((v for n, v in exchange.headers if n.lower() == "x-amz-version-id"), None)
 
@@ -444,13 +447,14 @@ def _native_store(
     credentials = client._get_credentials()  # as boto3.crt does: botocore has no public accessor
     native = _crt_client(route, credentials, max_connections)
     store = CrtObjectStore(
-        native, route, client.meta.service_model, connection.expected_bucket_owner
+        native, route, client.meta.service_model, connection.expected_bucket_owner, bucket.log
     )
     try:
         # Under the policy, as boto3's probe: one dropped reply must not cost the native client.
         with_retries(
             lambda: store.send_blocking("HEAD", "HeadObject", probe_key),
             what=("HeadObject", probe_key),
+            log=bucket.log,
         )
         crt_status = 200
     except S3Error as error:
