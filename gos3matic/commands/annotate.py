@@ -14,7 +14,14 @@ from gos3matic.commands.runtime import Connection, End, Run
 from gos3matic.core.contract import looks_like_revision_path, normalize_prefix, parse_revision
 from gos3matic.core.outcome import Plan
 from gos3matic.core.poller import folder_name
-from gos3matic.errors import EnvironmentProblem, InputError, NetworkError, S3Error
+from gos3matic.errors import (
+    EnvironmentProblem,
+    InputError,
+    NetworkError,
+    RequestFailed,
+    S3Error,
+    cannot_list,
+)
 from gos3matic.exitcodes import epilog
 from gos3matic.report import (
     outcome_document,
@@ -148,8 +155,8 @@ def refuse_unsafe_path(bucket: Bucket, prefix: str) -> None:
                 folder_name(child, prefix)
                 for child in itertools.islice(bucket.list_folders(prefix), PACKAGE_PAGE)
             ]
-        except (S3Error, NetworkError) as error:
-            raise EnvironmentProblem(f"cannot list s3://{bucket.name}/{prefix}: {error}") from None
+        except RequestFailed as error:
+            raise cannot_list(bucket.name, prefix, error) from None
         revisions = sorted(
             (name for name in children if parse_revision(name) is not None),
             key=lambda name: parse_revision(name) or (0, 0, 0),
@@ -187,5 +194,5 @@ def _is_object(bucket: Bucket, key: str) -> bool:
 def _holds_anything(bucket: Bucket, prefix: str) -> bool:
     try:
         return any(True for _ in itertools.islice(bucket.list_objects(prefix), 1))
-    except (S3Error, NetworkError) as error:
-        raise EnvironmentProblem(f"cannot list s3://{bucket.name}/{prefix}: {error}") from None
+    except RequestFailed as error:
+        raise cannot_list(bucket.name, prefix, error) from None

@@ -19,6 +19,7 @@ from gos3matic.core.backfill import (
     revision_environment,
 )
 from gos3matic.core.contract import (
+    gocd_traceback_url,
     parse_revision,
     traceback_url_from_env,
 )
@@ -26,7 +27,7 @@ from gos3matic.core.metadata import encode_annotation
 from gos3matic.core.outcome import Outcome, Plan, Tally
 from gos3matic.core.poller import Folder, PollerView, normalize_package, poller_view
 from gos3matic.core.shards import Shard
-from gos3matic.errors import InputError, NetworkError, S3Error
+from gos3matic.errors import InputError, RequestFailed
 from gos3matic.exitcodes import ExitCode, epilog
 from gos3matic.markers import PendingMarker, read_folders, write_pending
 from gos3matic.output import Output
@@ -187,10 +188,8 @@ def request(args: argparse.Namespace, env: Mapping[str, str]) -> BackfillRequest
     elif traceback_url_from_env(revision_environment(env, package, "1.1", "1")):
         server = env["GO_SERVER_DASHBOARD_URL"].rstrip("/")
         pipeline, stage, job = package.rstrip("/").split("/")
-        traceback_row = (
-            f"{server}/go/tab/build/detail/{pipeline}/<N>/{stage}/<M>/{job} for revision "
-            "<N>.<M>  ($GO_SERVER_DASHBOARD_URL)"
-        )
+        example = gocd_traceback_url(server, pipeline, "<N>", stage, "<M>", job)
+        traceback_row = f"{example} for revision <N>.<M>  ($GO_SERVER_DASHBOARD_URL)"
     else:
         traceback_row = "not set (no --traceback-url, no $GO_SERVER_DASHBOARD_URL)"
     label_row = (
@@ -321,7 +320,7 @@ def write_pending_markers(
         key = f"{package}{folder.name}/"
         try:
             written.append(PendingWrite(folder.name, write_pending(bucket, key, metadata, dry_run)))
-        except (S3Error, NetworkError) as error:
+        except RequestFailed as error:
             written.append(PendingWrite(folder.name, None, f"{key}: {error}"))
     return written
 

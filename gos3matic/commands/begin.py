@@ -12,7 +12,7 @@ from gos3matic.commands import options
 from gos3matic.commands.runtime import Connection, End, Run
 from gos3matic.core.contract import normalize_prefix
 from gos3matic.core.outcome import Plan
-from gos3matic.errors import NetworkError, S3Error
+from gos3matic.errors import RequestFailed
 from gos3matic.exitcodes import ExitCode, epilog
 from gos3matic.markers import PendingMarker, PendingState, pending_metadata, write_pending
 from gos3matic.report import warn_about_path
@@ -94,7 +94,7 @@ def run(run: Run) -> End:
     failure = None
     try:
         pending = write_pending(store.bucket, plan.marker_key, plan.marker_metadata, plan.dry_run)
-    except (S3Error, NetworkError) as error:
+    except RequestFailed as error:
         failure = f"cannot write the pending marker s3://{plan.bucket}/{plan.marker_key}: {error}"
         run.output.error(failure)
     lines = []

@@ -16,7 +16,7 @@ from typing import Any
 from gos3matic.commands import options
 from gos3matic.commands.runtime import Connection, End, Run
 from gos3matic.core.poller import Folder, PollerView, normalize_package, pollable, poller_view
-from gos3matic.errors import NetworkError, S3Error
+from gos3matic.errors import RequestFailed
 from gos3matic.exitcodes import ExitCode, epilog
 from gos3matic.markers import WithdrawState, read_folders, withdraw_completed, write_pending
 from gos3matic.store.protocols import Bucket
@@ -115,7 +115,7 @@ def repair_folder(request: RepairRequest, bucket: Bucket, folder: Folder) -> Mar
             withdrawal.sentence(request.bucket),
             done,
         )
-    except (S3Error, NetworkError) as error:
+    except RequestFailed as error:
         sentence = f"FAILED {action} s3://{request.bucket}/{key}: {error}"
         return MarkerWrite(folder.name, key, action, "failed", sentence, False)
 
