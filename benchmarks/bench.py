@@ -52,7 +52,7 @@ from netem import NetemProcess
 
 from gos3matic.devserver import LocalS3, moto_server, seaweedfs_server
 from gos3matic.store.boto import Boto3Bucket, make_client
-from gos3matic.store.crt import open_object_store
+from gos3matic.store.native import open_object_store
 from gos3matic.store.protocols import Connection
 
 BUCKET = "bench"
@@ -217,8 +217,8 @@ class Bench:
         finally:
             os.environ.clear()
             os.environ.update(saved)
-        native = type(store).__name__ == "CrtObjectStore"
-        return "awscrt (CrtObjectStore)" if native else "boto3 (awscrt fell back)"
+        native = type(store).__name__ == "NativeObjectStore"
+        return "native (NativeObjectStore)" if native else "boto3 (the native store fell back)"
 
     def seed(self, tools: list[str]) -> None:
         with tempfile.TemporaryDirectory(prefix="gos3matic-bench-") as tmp:

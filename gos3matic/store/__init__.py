@@ -1,10 +1,11 @@
 """The store every command talks to: one bucket, its client chosen once per run.
 
 `open_store` builds the boto3 client, checks that the bucket is there and ours before any write,
-and hands the per-object hot path to awscrt's native client when a probe shows that it reaches the
-bucket exactly as boto3 does (store/crt.py); otherwise boto3 serves every request. Its requests
-go out at once, not one round trip after another: against a distant S3 each costs tens of
-milliseconds. boto3 and awscrt are imported here, when a run needs them, not to parse arguments.
+and hands the per-object hot path to the native store, HTTP on the engine's own event loop, when
+a probe shows that it reaches the bucket exactly as boto3 does (store/native.py); otherwise boto3
+serves every request. Its requests go out at once, not one round trip after another: against a
+distant S3 each costs tens of milliseconds. boto3 is imported here, when a run needs it, not to
+parse arguments.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ def open_store(
     copies; the per-object requests share one flow control under that ceiling. Every request
     of either client is told to LOG, the run's request log (none: nothing logged)."""
     from gos3matic.store.boto import BOTO3_THREADS, Boto3Bucket, make_client
-    from gos3matic.store.crt import open_object_store
     from gos3matic.store.flow import FlowControl
     from gos3matic.store.multipart import PART_CONCURRENCY
+    from gos3matic.store.native import open_object_store
 
     threads = min(max_in_flight, BOTO3_THREADS)
     client = make_client(connection, max_connections=threads + 4 + PART_CONCURRENCY)

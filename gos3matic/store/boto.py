@@ -1,7 +1,7 @@
 """The boto3 store: client construction, error translation, and every request of protocols.py.
 
-`Boto3Bucket` implements both `Bucket` and `ObjectStore`; when awscrt's native client reaches the
-bucket (store/crt.py), it takes over the `ObjectStore` half, the hot path.
+`Boto3Bucket` implements both `Bucket` and `ObjectStore`; when the native store reaches the
+bucket (store/native.py), it takes over the `ObjectStore` half, the hot path.
 """
 
 from __future__ import annotations

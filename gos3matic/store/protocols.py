@@ -1,9 +1,9 @@
 """The seam between the engine and S3: what the engine and the commands may ask of a store.
 
-Two clients implement it: boto3 (store/boto.py) for everything, and awscrt's native S3 client
-(store/crt.py) for the per-object hot path when it reaches the bucket exactly as boto3 does. The
-bucket-level requests are plain calls; the hot path is awaitable, so that one event loop keeps
-hundreds of requests in flight.
+Two clients implement it: boto3 (store/boto.py) for everything, and the native store
+(store/native.py, HTTP on the engine's loop) for the per-object hot path when it reaches the bucket
+exactly as boto3 does. The bucket-level requests are plain calls; the hot path is awaitable, so
+that one event loop keeps hundreds of requests in flight.
 Parameters and answers use boto3's names and shapes, whichever client sends the request. Tests
 fake these protocols with an in-memory store (tests/support/memstore.py).
 """

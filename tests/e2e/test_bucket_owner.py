@@ -17,7 +17,7 @@ OWNER = "123456789012"  # moto's account
 OWNER_HEADER = "x-amz-expected-bucket-owner"
 SOURCE_OWNER_HEADER = "x-amz-source-expected-bucket-owner"
 MiB = 1024 * 1024
-STORES = {"crt": {}, "boto3": {"GOS3MATIC_NO_CRT": "1"}}
+STORES = {"native": {}, "boto3": {"GOS3MATIC_NO_NATIVE": "1"}}
 EVERY_PATH = {
     "HeadBucket",
     "GetBucketOwnershipControls",
@@ -68,7 +68,7 @@ def test_every_request_of_annotate_carries_the_expected_owner(
     assert {r.operation for r in proxy.requests} >= EVERY_PATH
     assert without_owner(proxy.requests) == []
     agents = {r.headers.get("user-agent", "").split("/")[0] for r in proxy.requests}
-    assert ("CRTS3NativeClient" in agents) == (store == "crt")
+    assert ("gos3matic" in agents) == (store == "native")
 
 
 def test_every_request_of_status_backfill_and_mark_carries_the_expected_owner(

@@ -23,17 +23,17 @@ from gos3matic.core.sizes import MiB
 from gos3matic.errors import NetworkError, S3Error
 from gos3matic.store import retry
 from gos3matic.store.boto import Boto3Bucket, ThreadedObjectStore, make_client
-from gos3matic.store.crt import CrtObjectStore, open_object_store
 from gos3matic.store.flow import FlowControl
 from gos3matic.store.multipart import MultipartCopier
+from gos3matic.store.native import NativeObjectStore, open_object_store
 from gos3matic.store.protocols import Connection
 
 PREFIX = "app/build/package/42.1/"
 LABEL = ["--label", "42", "--username", "jo@example.com", "--no-progress"]
 ANNOTATION = {"go_pipeline_label": "42", "user": "jo@example.com"}
 SMALL_PARTS = ["--multipart-threshold", "5MiB", "--part-size", "5MiB"]
-STORES = {"crt": {}, "boto3": {"GOS3MATIC_NO_CRT": "1"}}
-CRT_AGENT = "CRTS3NativeClient"
+STORES = {"native": {}, "boto3": {"GOS3MATIC_NO_NATIVE": "1"}}
+NATIVE_AGENT = "gos3matic/"  # the native store's User-Agent; boto3 sends its own
 
 
 def seed_objects(s3: Any, bucket: str, count: int) -> dict[str, str]:
@@ -98,9 +98,9 @@ def stores_through(proxy: FaultProxy, bucket: str) -> dict[str, Any]:
     connection = Connection(endpoint_url=proxy.url)
     boto3_bucket = Boto3Bucket(make_client(connection, 4), bucket)
     native = open_object_store(boto3_bucket, connection, PREFIX, 4)
-    assert isinstance(native, CrtObjectStore), "awscrt fell back to boto3 on a local server"
+    assert isinstance(native, NativeObjectStore), "fell back to boto3 on a local server"
     threaded = ThreadedObjectStore(boto3_bucket, FlowControl(4), threads=4)
-    return {"crt": Blocking(native), "boto3": boto3_bucket, "boto3 threads": Blocking(threaded)}
+    return {"native": Blocking(native), "boto3": boto3_bucket, "boto3 threads": Blocking(threaded)}
 
 
 FAILING = [Fault.SLOW_DOWN, Fault.INTERNAL_ERROR, Fault.DROP_REPLY, Fault.DROP_REQUEST]
@@ -111,7 +111,7 @@ FAILING = [Fault.SLOW_DOWN, Fault.INTERNAL_ERROR, Fault.DROP_REPLY, Fault.DROP_R
 def test_a_request_that_keeps_failing_is_sent_exactly_as_often_as_the_policy_says(
     moto_s3, moto_client, moto_bucket, monkeypatch, fault
 ):
-    """botocore's and awscrt's own retries are off: neither multiplies retry.py's attempts."""
+    """botocore's own retries are off and the native store has none: retry.py alone multiplies."""
     for name, value in moto_s3.env().items():
         if name.startswith("AWS_"):
             monkeypatch.setenv(name, value)
@@ -167,8 +167,8 @@ FORCED = [  # each at least once, whatever the draws: the cases where a retry is
 
 
 def test_transient_faults_cost_retries_and_lose_nothing(run_cli, moto_s3, moto_client, moto_bucket):
-    """Through awscrt, with ACL reads (moto's buckets have ACLs on), a multipart copy and the
-    marker; the boto3 store is put through the same on SeaweedFS below."""
+    """Through the native store, with ACL reads (moto's buckets have ACLs on), a multipart copy
+    and the marker; the boto3 store is put through the same on SeaweedFS below."""
     s3, bucket = moto_client, moto_bucket
     digests = seed_objects(s3, bucket, 20)
     big = f"{PREFIX}big.bin"
@@ -200,7 +200,7 @@ def test_transient_faults_cost_retries_and_lose_nothing(run_cli, moto_s3, moto_c
     for operation in ("CopyObject", "HeadObject", "CompleteMultipartUpload", "PutObject"):
         assert proxy.count(operation=operation) > 0, operation
     copies = [r for r in proxy.requests if r.operation == "CopyObject"]
-    assert all(CRT_AGENT in r.headers.get("user-agent", "") for r in copies)
+    assert all(NATIVE_AGENT in r.headers.get("user-agent", "") for r in copies)
 
 
 def test_transient_faults_under_the_etag_guard_lose_nothing(
@@ -232,7 +232,7 @@ def test_transient_faults_under_the_etag_guard_lose_nothing(
         assert digest_of(s3, bucket, key) == digest
     assert proxy.failures_injected() >= 0.15 * proxy.total_seen()
     assert proxy.count(Fault.DROP_REPLY, "CopyObject") >= 3
-    assert not any(CRT_AGENT in r.headers.get("user-agent", "") for r in proxy.requests)
+    assert not any(NATIVE_AGENT in r.headers.get("user-agent", "") for r in proxy.requests)
 
 
 # -- a permanent failure --------------------------------------------------------------------------

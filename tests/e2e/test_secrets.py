@@ -81,7 +81,7 @@ def test_a_real_process_prints_no_credential(run_cli, moto_s3, deliverable):
     assert_no_secret(result.stdout, result.stderr)
 
 
-@pytest.mark.parametrize("store", [{}, {"GOS3MATIC_NO_CRT": "1"}], ids=["crt", "boto3"])
+@pytest.mark.parametrize("store", [{}, {"GOS3MATIC_NO_NATIVE": "1"}], ids=["native", "boto3"])
 def test_an_error_body_that_names_the_key_prints_no_credential(
     run_cli, moto_s3, moto_client, deliverable, store
 ):

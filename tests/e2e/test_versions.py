@@ -17,7 +17,7 @@ from gos3matic.core.sizes import MiB
 PREFIX = "app/build/package/42.1/"
 LABEL = ["--label", "42", "--no-progress", "--json"]
 SMALL_PARTS = ["--multipart-threshold", "5MiB", "--part-size", "5MiB"]
-STORES = {"crt": {}, "boto3": {"GOS3MATIC_NO_CRT": "1"}}
+STORES = {"native": {}, "boto3": {"GOS3MATIC_NO_NATIVE": "1"}}
 
 
 def versions(s3: Any, bucket: str) -> int:

@@ -267,7 +267,7 @@ class FaultProxy:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as boto3 and awscrt expect
+            protocol_version = "HTTP/1.1"  # keep-alive, as boto3 and the native store expect
             upstream: http.client.HTTPConnection | None = None
 
             def log_message(self, format: str, *args: Any) -> None:
@@ -411,7 +411,7 @@ class FaultProxy:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    request_queue_size = 512  # awscrt opens its whole pool at once; the default 5 drops SYNs
+    request_queue_size = 512  # a client may open its whole pool at once; the default 5 drops SYNs
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that hung up mid-request: nothing to report

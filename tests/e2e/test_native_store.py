@@ -1,4 +1,4 @@
-"""The awscrt hot path is boto3 by other means: same answers, same writes, same errors.
+"""The native hot path is boto3 by other means: same answers, same writes, same errors.
 
 Every comparison is against boto3 itself (an independent client on the same server), so a
 difference in shape, header or encoding between the two clients shows up here.
@@ -28,7 +28,8 @@ from gos3matic.store.boto import (
     make_client,
     parse_timestamp,
 )
-from gos3matic.store.crt import CrtObjectStore, Route, _CopyHeaders, _crt_client, open_object_store
+from gos3matic.store.model import CopySerializer
+from gos3matic.store.native import NativeObjectStore, Route, open_object_store
 from gos3matic.store.protocols import Connection
 
 PREFIX = "app/build/package/7.1/"
@@ -71,7 +72,7 @@ def open_native(server: LocalS3, bucket: str) -> tuple[Any, Boto3Bucket]:
     connection = Connection(endpoint_url=server.endpoint_url)
     boto3_bucket = Boto3Bucket(make_client(connection, 8), bucket)
     store = open_object_store(boto3_bucket, connection, PREFIX, 8)
-    assert isinstance(store, CrtObjectStore), "awscrt fell back to boto3 on a local server"
+    assert isinstance(store, NativeObjectStore), "fell back to boto3 on a local server"
     return Blocking(store), boto3_bucket
 
 
@@ -143,7 +144,7 @@ def test_a_locked_object_keeps_retention_and_legal_hold(moto_s3, moto_client, mo
     assert after["ObjectLockLegalHoldStatus"] == "ON"
 
 
-def test_a_copy_through_crt_keeps_every_property_and_merges_metadata(server_env, s3, bucket):
+def test_a_native_copy_keeps_every_property_and_merges_metadata(server_env, s3, bucket):
     key = f"{PREFIX}notes.txt"
     s3.put_object(Bucket=bucket, Key=key, Body=b"hello", **every_property(server_env))
     if server_env.kind == "moto":
@@ -251,17 +252,17 @@ def test_no_answer_is_a_network_error():
         port = closed.getsockname()[1]
     route = Route("http", f"127.0.0.1:{port}", "/bucket/", "us-east-1")
     credentials = botocore.credentials.Credentials("key", "secret")
-    store = Blocking(CrtObjectStore(_crt_client(route, credentials, 2), route, SERVICE_MODEL))
+    store = Blocking(NativeObjectStore(route, SERVICE_MODEL, credentials, 2))
 
     with pytest.raises(NetworkError):
-        store.send("HEAD", "HeadObject", "some/key")  # one attempt: retry.py is not involved
+        store.send("HEAD", "HeadObject", route.path("some/key"))  # one attempt: no retry.py
 
 
 # -- fallback: boto3, with no visible difference --
 
 
-def test_no_crt_on_request(server_env, bucket, monkeypatch):
-    monkeypatch.setenv("GOS3MATIC_NO_CRT", "1")
+def test_no_native_store_on_request(server_env, bucket, monkeypatch):
+    monkeypatch.setenv("GOS3MATIC_NO_NATIVE", "1")
     connection = Connection(endpoint_url=server_env.endpoint_url)
     boto3_bucket = Boto3Bucket(make_client(connection, 8), bucket)
 
@@ -358,7 +359,7 @@ def test_copy_headers_are_the_ones_boto3_sends(extra, monkeypatch):
         "Metadata": {"go_pipeline_label": "7.1", "user": "=?UTF-8?B?Wm/Dqw==?="},
         **extra,
     }
-    ours = dict(_CopyHeaders(SERVICE_MODEL.operation_model("CopyObject")).headers(params))
+    ours = dict(CopySerializer(SERVICE_MODEL.operation_model("CopyObject")).headers(params))
 
     theirs = {
         k: v
@@ -370,7 +371,7 @@ def test_copy_headers_are_the_ones_boto3_sends(extra, monkeypatch):
 
 def test_an_unknown_copy_parameter_is_refused():
     with pytest.raises(TypeError, match="NotAParameter"):
-        _CopyHeaders(SERVICE_MODEL.operation_model("CopyObject")).headers(
+        CopySerializer(SERVICE_MODEL.operation_model("CopyObject")).headers(
             {"Bucket": "b", "Key": "k", "CopySource": "b/k", "NotAParameter": 1}
         )
 
