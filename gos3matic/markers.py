@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from itertools import islice
 
-from gos3matic.core.contract import COMPLETED_KEY
+from gos3matic.core.contract import COMPLETED_KEY, is_revision_name, last_segment
 from gos3matic.core.outcome import Plan
 from gos3matic.core.poller import Folder, folder_name
 from gos3matic.engine import read_markers
-from gos3matic.errors import PreconditionFailed, RequestFailed, cannot_list
+from gos3matic.errors import InputError, PreconditionFailed, RequestFailed, cannot_list
 from gos3matic.store.protocols import Bucket, Store
 
 
@@ -32,6 +32,66 @@ def read_folders(store: Store, package: str) -> list[Folder]:
         raise cannot_list(bucket.name, package, error) from None
     markers = read_markers(store, [f"{package}{name}/" for name in names])
     return [Folder(name, marker) for name, marker in zip(names, markers, strict=True)]
+
+
+# -- revision folders below a PATH ----------------------------------------------------------------
+
+BELOW_LISTINGS = 64  # delimiter listings a search for revision folders below PATH may send
+
+
+def revision_below(bucket: Bucket, prefix: str, listings: int = BELOW_LISTINGS) -> str | None:
+    """The first revision folder found below PREFIX, shallowest first, or None.
+
+    A folder one level down named <N>.<M> makes PREFIX a package; deeper, a folder named
+    <N>.<M> counts when it has a marker (an object at its own key), so that a revision's own
+    content in folders named like versions (a Maven layout: lib/3.6/) is not taken for one.
+    One listing per folder visited and per deeper <N>.<M> folder, at most LISTINGS in all: a
+    revision of a few folders costs a few; past the budget the search stops, finding nothing.
+    """
+    level, depth, sent = [prefix], 1, 0
+    try:
+        while level and sent < listings:
+            deeper: list[str] = []
+            for folder in level:
+                if sent >= listings:
+                    break
+                sent += 1
+                for child in bucket.list_folders(folder):
+                    if is_revision_name(last_segment(child)):
+                        if depth == 1:
+                            return child
+                        if sent < listings:
+                            sent += 1
+                            if _has_marker(bucket, child):
+                                return child
+                    deeper.append(child)
+            level, depth = deeper, depth + 1
+    except RequestFailed as error:
+        raise cannot_list(bucket.name, prefix, error) from None
+    return None
+
+
+def _has_marker(bucket: Bucket, folder: str) -> bool:
+    """Whether an object is listed at the folder's own key: the first key a listing gives. A HEAD
+    would not do: SeaweedFS answers one for any directory, marker or not."""
+    first = next(iter(bucket.list_objects(folder)), None)
+    return first is not None and first.key == folder
+
+
+def refuse_revisions_below(bucket: Bucket, prefix: str, command: str) -> None:
+    """Exit 2 before any write when revision folders are below PREFIX: annotating or marking it
+    would relabel every one of them and write a marker GoCD misreads. The command to run
+    instead is named: backfill for the package, or one revision."""
+    found = revision_below(bucket, prefix)
+    if found is None:
+        return
+    package = found.rstrip("/").rpartition("/")[0]
+    raise InputError(
+        f"refusing {prefix}: it holds revision folders ({found} among them), and {command} on it "
+        f"would touch every one; name one revision, 'gos3matic {command} {bucket.name} "
+        f"{found.rstrip('/')}', or complete the package's: 'gos3matic backfill {bucket.name} "
+        f"{package}'"
+    )
 
 
 # -- the pending marker ---------------------------------------------------------------------------

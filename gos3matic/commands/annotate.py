@@ -11,9 +11,7 @@ from typing import Any
 from gos3matic import workflow
 from gos3matic.commands import options
 from gos3matic.commands.runtime import Connection, End, Run
-from gos3matic.core.contract import looks_like_revision_path, normalize_prefix, parse_revision
 from gos3matic.core.outcome import Plan
-from gos3matic.core.poller import folder_name
 from gos3matic.errors import (
     EnvironmentProblem,
     InputError,
@@ -23,6 +21,7 @@ from gos3matic.errors import (
     cannot_list,
 )
 from gos3matic.exitcodes import epilog
+from gos3matic.markers import refuse_revisions_below
 from gos3matic.report import (
     outcome_document,
     summary_line,
@@ -57,6 +56,7 @@ def add_parser(commands: Any) -> None:
         "write the marker; 'gos3matic mark' writes it once all N passed (default: "
         "$GO_JOB_RUN_INDEX/$GO_JOB_RUN_COUNT when both are set; 1/1 is the whole prefix)",
     )
+    options.add_revision_guard(parser, marker_option=True)
     options.add_large_object_options(parser)
     options.add_output_options(parser)
     options.add_connection_options(parser)
@@ -72,7 +72,7 @@ class AnnotateRequest:
 def request(args: argparse.Namespace, env: Mapping[str, str]) -> AnnotateRequest:
     """Every input checked, before any client exists: a refusal here writes nothing."""
     bucket = options.validate_bucket(args.bucket)
-    prefix = normalize_prefix(args.path)
+    prefix = options.revision_prefix(args, NAME)
     annotation, annotation_rows = options.annotation_from(args, env)
     multipart_threshold, part_size, multipart_row = options.multipart_from(args)
     workers = options.workers_from(args)
@@ -85,7 +85,7 @@ def request(args: argparse.Namespace, env: Mapping[str, str]) -> AnnotateRequest
         annotation,
         workers,
         dry_run=args.dry_run,
-        write_marker=not args.no_marker,
+        write_marker=not args.no_marker and (args.marker or not args.not_a_revision),
         allow_empty=args.allow_empty,
         multipart_threshold=multipart_threshold,
         part_size=part_size,
@@ -95,6 +95,8 @@ def request(args: argparse.Namespace, env: Mapping[str, str]) -> AnnotateRequest
         marker_row = f"{prefix} (not by a shard: 'gos3matic mark' writes it after all {shard[1]})"
     elif args.no_marker:
         marker_row = "none (--no-marker)"
+    elif args.not_a_revision and not args.marker:
+        marker_row = "none (--not-a-revision without --marker)"
     else:
         marker_row = f"{prefix} (written last)"
     table = [
@@ -142,34 +144,11 @@ def run(run: Run) -> End:
     return End(workflow.exit_code([revision.result]), document, summary)
 
 
-PACKAGE_PAGE = 1000  # common prefixes read to tell a package root: one listing page
-
-
-def refuse_unsafe_path(bucket: Bucket, prefix: str) -> None:
-    """Exit 2 before any write when PATH is not one revision's folder: a package root (its
-    children are revision folders) or an object's own key. Either would be relabelled wholesale
-    and get a marker GoCD misreads."""
-    if not looks_like_revision_path(prefix):
-        try:
-            children = [
-                folder_name(child, prefix)
-                for child in itertools.islice(bucket.list_folders(prefix), PACKAGE_PAGE)
-            ]
-        except RequestFailed as error:
-            raise cannot_list(bucket.name, prefix, error) from None
-        revisions = sorted(
-            (name for name in children if parse_revision(name) is not None),
-            key=lambda name: parse_revision(name) or (0, 0, 0),
-        )
-        if revisions:
-            shown = ", ".join(revisions[:5]) + (", ..." if len(revisions) > 5 else "")
-            raise InputError(
-                f"refusing {prefix}: its folders are revisions ({shown}), so it is a package, "
-                "not one revision; annotating it would relabel every revision and write a "
-                f"marker at the package's own key. Use 'gos3matic backfill {bucket.name} "
-                f"{prefix.rstrip('/')}' for every incomplete revision, or name one revision, "
-                f"e.g. {prefix}{revisions[-1]}"
-            )
+def refuse_unsafe_path(bucket: Bucket, prefix: str, command: str = NAME) -> None:
+    """Exit 2 before any write when PATH is not one revision's folder: a prefix holding revision
+    folders (a package, or above one) or an object's own key. Either would be relabelled
+    wholesale and get a marker GoCD misreads."""
+    refuse_revisions_below(bucket, prefix, command)
     key = prefix.rstrip("/")
     if _is_object(bucket, key) and not _holds_anything(bucket, prefix):
         parent = key.rpartition("/")[0]

@@ -10,11 +10,16 @@ from typing import Any
 
 from gos3matic.commands import options
 from gos3matic.commands.runtime import Connection, End, Run
-from gos3matic.core.contract import normalize_prefix
 from gos3matic.core.outcome import Plan
 from gos3matic.errors import RequestFailed
 from gos3matic.exitcodes import ExitCode, epilog
-from gos3matic.markers import PendingMarker, PendingState, pending_metadata, write_pending
+from gos3matic.markers import (
+    PendingMarker,
+    PendingState,
+    pending_metadata,
+    refuse_revisions_below,
+    write_pending,
+)
 from gos3matic.report import warn_about_path
 
 NAME = "begin"
@@ -45,6 +50,7 @@ def add_parser(commands: Any) -> None:
     run_group.add_argument(
         "--dry-run", action="store_true", help="read the marker and print the write; write nothing"
     )
+    options.add_revision_guard(parser)
     options.add_output_options(parser)
     options.add_connection_options(parser)
 
@@ -59,7 +65,7 @@ class BeginRequest:
 def request(args: argparse.Namespace, env: Mapping[str, str]) -> BeginRequest:
     """Every input checked before any client exists, with annotate's rules and GO_* defaults."""
     bucket = options.validate_bucket(args.bucket)
-    prefix = normalize_prefix(args.path)
+    prefix = options.revision_prefix(args, NAME)
     annotation, annotation_rows = options.annotation_from(args, env)
     connection, endpoint_row = options.connection_from(args, env)
     plan = options.plan_for(bucket, prefix, annotation, 1, dry_run=args.dry_run)
@@ -89,6 +95,7 @@ def run(run: Run) -> End:
     warn_about_path(plan.prefix, run.output)
     run.table(checked.table)
     store = run.open_store(checked.connection, plan.bucket, 1, plan.marker_key)
+    refuse_revisions_below(store.bucket, plan.prefix, NAME)
 
     pending: PendingMarker | None = None
     failure = None

@@ -11,7 +11,7 @@ from typing import Any
 from gos3matic import workflow
 from gos3matic.commands import annotate, options
 from gos3matic.commands.runtime import Connection, End, Run
-from gos3matic.core.contract import LABEL_KEY, marker_key, normalize_prefix
+from gos3matic.core.contract import LABEL_KEY, marker_key
 from gos3matic.core.outcome import Outcome, Plan, Tally
 from gos3matic.exitcodes import epilog
 from gos3matic.report import (
@@ -54,6 +54,7 @@ def add_parser(commands: Any) -> None:
     run_group.add_argument(
         "--allow-empty", action="store_true", help="write the marker even when PATH holds no object"
     )
+    options.add_revision_guard(parser)
     options.add_output_options(parser)
     options.add_connection_options(parser)
 
@@ -68,7 +69,7 @@ class MarkRequest:
 
 def request(args: argparse.Namespace, env: Mapping[str, str]) -> MarkRequest:
     bucket = options.validate_bucket(args.bucket)
-    prefix = normalize_prefix(args.path)
+    prefix = options.revision_prefix(args, NAME)
     annotation, annotation_rows = options.annotation_from(args, env)
     workers = options.workers_from(args)
     connection, endpoint_row = options.connection_from(args, env)
@@ -138,7 +139,7 @@ def run(run: Run) -> End:
     run.table(checked.table)
     stop = run.stop
     store = run.open_store(checked.connection, plan.bucket, plan.workers, plan.marker_key)
-    annotate.refuse_unsafe_path(store.bucket, plan.prefix)
+    annotate.refuse_unsafe_path(store.bucket, plan.prefix, NAME)
 
     revision = workflow.Revision(plan, checked.work)
     workflow.run([revision], store, stop, run.watch("checking", check_counts))

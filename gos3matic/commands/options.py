@@ -16,6 +16,9 @@ from gos3matic.core import ci
 from gos3matic.core.contract import (
     TRACEBACK_ENV,
     Annotation,
+    is_revision_name,
+    last_segment,
+    normalize_prefix,
     parse_custom_key,
     validate_label,
     validate_url,
@@ -80,6 +83,62 @@ def resolve_target(args: argparse.Namespace) -> None:
         setattr(args, name, rest)
     elif rest is None:
         raise InputError(f"the following arguments are required: {metavar}")
+
+
+NOT_A_REVISION_HELP = (
+    "PATH is not a GoCD revision folder and that is on purpose: skip the refusal of a PATH whose "
+    "last segment is not <N>.<M>. Dangerous: a folder GoCD cannot parse, once complete, makes "
+    "every poll of its package fail; so annotate stamps the objects only, and writes a marker "
+    "only with --marker as well. A PATH holding revision folders is refused all the same"
+)
+
+
+def add_revision_guard(parser: argparse.ArgumentParser, marker_option: bool = False) -> None:
+    """--not-a-revision (and, for annotate, --marker): the one way past revision_prefix."""
+    guard = parser.add_argument_group("paths outside GoCD")
+    guard.add_argument("--not-a-revision", action="store_true", help=NOT_A_REVISION_HELP)
+    if marker_option:
+        guard.add_argument(
+            "--marker",
+            action="store_true",
+            help="with --not-a-revision: write the marker too (it is never written otherwise)",
+        )
+
+
+def revision_prefix(args: argparse.Namespace, command: str) -> str:
+    """PATH as a listing prefix, refused (exit 2, before any client) unless its last segment is
+    a revision folder <N>.<M>: anything else would complete a folder GoCD cannot parse, or
+    touch more than one revision. --not-a-revision lets a non-GoCD folder through on purpose.
+    What only a listing can tell (revision folders below PATH) is markers.refuse_revisions_below.
+    """
+    prefix = normalize_prefix(args.path)
+    if getattr(args, "not_a_revision", False):
+        return prefix
+    if getattr(args, "marker", False):
+        raise InputError("--marker is only for --not-a-revision: a revision folder gets its marker")
+    name = last_segment(prefix)
+    if is_revision_name(name):
+        return prefix
+    path = prefix.rstrip("/")
+    segments = path.split("/")
+    if len(segments) == 3:
+        instead = (
+            f"it looks like a package: 'gos3matic backfill {args.bucket} {path}' completes its "
+            f"revisions, or name one: 'gos3matic {command} {args.bucket} {path}/<N>.<M>'"
+        )
+    elif len(segments) > 1 and is_revision_name(segments[-2]):  # a file or folder in a revision
+        parent = "/".join(segments[:-1])
+        instead = f"name the revision folder: 'gos3matic {command} {args.bucket} {parent}'"
+    elif len(segments) > 3:
+        parent = "/".join(segments[:-1])
+        instead = f"name the revision folder: 'gos3matic {command} {args.bucket} {parent}/<N>.<M>'"
+    else:
+        instead = f"name one revision: 'gos3matic {command} {args.bucket} {path}/.../<N>.<M>'"
+    raise InputError(
+        f"refusing {prefix}: its last segment {name!r} is not a revision <N>.<M> (once complete, "
+        f"a folder GoCD cannot parse fails every poll of its package, and a prefix above one "
+        f"touches every revision); {instead}; --not-a-revision if it is not GoCD's on purpose"
+    )
 
 
 def add_annotation_options(parser: argparse.ArgumentParser, label: bool = True) -> None:

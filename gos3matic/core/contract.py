@@ -30,6 +30,7 @@ TRACEBACK_ENV = (
 _LABEL = re.compile(r"[A-Za-z0-9._-]{1,255}")
 _CUSTOM_KEY = re.compile(r"[a-z0-9_-]+")
 _REVISION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+_TWO_PART = re.compile(r"\d+\.\d+")
 KEY_LIMIT = 1024  # bytes of UTF-8 in an S3 key: a longer prefix holds no object
 # The poller parses each part of a revision name with Java's Integer.valueOf.
 JAVA_INT_MIN, JAVA_INT_MAX = -(2**31), 2**31 - 1
@@ -165,12 +166,18 @@ def parse_revision(name: str) -> tuple[int, int, int] | None:
     return major, minor, patch
 
 
-def is_two_part_revision(name: str) -> bool:
-    """<N>.<M>: a revision the poller parses (parse_revision) that the fetch task finds too."""
-    return name.count(".") == 1 and parse_revision(name) is not None
+def is_revision_name(name: str) -> bool:
+    """The one test of a revision folder's name, for every command that writes: `<N>.<M>`, two
+    integers the poller parses (Java's int range) and the fetch task splits into pipeline and
+    stage counters. `latest`, `42`, `42.1.3` and `20240101120000.1` are not."""
+    return _TWO_PART.fullmatch(name) is not None and parse_revision(name) is not None
+
+
+def last_segment(prefix: str) -> str:
+    return prefix.rstrip("/").rpartition("/")[2]
 
 
 def looks_like_revision_path(prefix: str) -> bool:
     """True when the prefix is <pipeline>/<stage>/<job>/<N>.<M>/ as the poller and fetch expect."""
     segments = prefix.rstrip("/").split("/")
-    return len(segments) >= 4 and is_two_part_revision(segments[-1])
+    return len(segments) >= 4 and is_revision_name(segments[-1])

@@ -20,7 +20,7 @@ from gos3matic.core.contract import (
     LABEL_KEY,
     TRACEBACK_KEY,
     USER_KEY,
-    is_two_part_revision,
+    is_revision_name,
     normalize_prefix,
     parse_revision,
 )
@@ -93,6 +93,13 @@ def normalize_package(path: str) -> str:
         raise InputError(
             f"invalid package {path!r}: give PIPELINE/STAGE/JOB, the three names of the GoCD "
             f"package material (got {len(segments)} segment{'s' if len(segments) != 1 else ''})"
+        )
+    if is_revision_name(segments[-1]):
+        parent = "/".join(segments[:-1])
+        raise InputError(
+            f"invalid package {path!r}: its last segment {segments[-1]!r} is a revision folder, "
+            f"not a job; backfill takes PIPELINE/STAGE/JOB, e.g. the one holding {parent}/"
+            f"<N>.<M>, or annotate that one revision: 'gos3matic annotate BUCKET {path.strip('/')}'"
         )
     return package
 
@@ -466,7 +473,7 @@ def path_warning(prefix: str) -> tuple[str, bool] | None:
             "revision into <pipeline counter>.<stage counter> and will not find it",
             False,
         )
-    if not is_two_part_revision(name):
+    if not is_revision_name(name):
         return (
             f"{name!r} is not <N>.<M>: the poller reads it as {_dotted(poller_revision(name))}, "
             "but the fetch task and backfill expect <pipeline counter>.<stage counter>",

@@ -281,19 +281,27 @@ class Boto3Bucket:
             params["ContinuationToken"] = page["NextContinuationToken"]
 
     def put_marker(
-        self, key: str, metadata: Mapping[str, str], if_none_match: bool = False
+        self,
+        key: str,
+        metadata: Mapping[str, str],
+        if_none_match: bool = False,
+        if_match: str | None = None,
+        body: bytes = b"",
     ) -> str | None:
         """The marker's new VersionId in a versioned bucket, else None.
 
-        if_none_match: only when no object has the key (S3's `If-None-Match: *`); S3 answers
-        PreconditionFailed otherwise. Some S3-compatible stores ignore the header: re-read.
+        if_none_match: only when no object has the key (S3's `If-None-Match: *`); if_match: only
+        when its ETag is this one (`If-Match`); S3 answers PreconditionFailed otherwise. Some
+        S3-compatible stores ignore the headers: re-read.
         """
-        condition = {"IfNoneMatch": "*"} if if_none_match else {}
+        condition: dict[str, str] = {"IfNoneMatch": "*"} if if_none_match else {}
+        if if_match is not None:
+            condition["IfMatch"] = if_match
         response = self._call(
             self.client.put_object,
             Bucket=self.name,
             Key=key,
-            Body=b"",
+            Body=body,
             Metadata=dict(metadata),
             **condition,
             **self._owner,

@@ -113,12 +113,18 @@ class Bucket(Protocol):
         ...
 
     def put_marker(
-        self, key: str, metadata: Mapping[str, str], if_none_match: bool = False
+        self,
+        key: str,
+        metadata: Mapping[str, str],
+        if_none_match: bool = False,
+        if_match: str | None = None,
+        body: bytes = b"",
     ) -> str | None:
-        """A zero-byte object with this metadata; its new VersionId, if versioned.
+        """A zero-byte object with this metadata (BODY instead: a lease); its new VersionId.
 
         if_none_match: written only if no object has the key (S3Error PreconditionFailed if one
-        does); a store that ignores the condition writes anyway, so callers read back.
+        does); if_match: only if the object's ETag is this one. A store that ignores the
+        conditions writes anyway, so callers read back.
         """
         ...
 

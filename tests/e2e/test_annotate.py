@@ -628,11 +628,16 @@ def test_interrupt_stops_new_work_writes_no_complete_marker_and_a_rerun_finishes
     assert final["annotated"] + final["skipped"] == 400
 
 
-def test_a_path_the_poller_cannot_parse_gets_a_loud_warning_but_runs(
+def test_a_path_the_poller_cannot_parse_runs_only_when_asked_and_warns_loud(
     run_cli, moto_s3, moto_client, moto_bucket
 ):
     put(moto_client, moto_bucket, "app/build/package/latest/a.bin")
-    loud = run_cli(moto_s3, "annotate", moto_bucket, "app/build/package/latest", "--label", "1")
+    refused = run_cli(moto_s3, "annotate", moto_bucket, "app/build/package/latest", "--label", "1")
+    assert refused.returncode == 2, refused.stderr
+    loud = run_cli(
+        moto_s3, "annotate", moto_bucket, "app/build/package/latest", "--label", "1",
+        "--not-a-revision", "--marker",
+    )  # fmt: skip
     assert loud.returncode == 0, loud.stderr
     assert "WARNING, GoCD will break" in loud.stderr
 

@@ -159,13 +159,16 @@ def test_a_package_root_is_refused_before_any_write(run_cli, moto_s3, moto_clien
     annotated = run_cli(moto_s3, "annotate", moto_bucket, "app/build/package", "--label", "42")
     dry = run_cli(moto_s3, "annotate", moto_bucket, PACKAGE, "--label", "42", "--dry-run")
     marked = run_cli(moto_s3, "mark", moto_bucket, PACKAGE, "--label", "42", "--no-check")
+    forced = run_cli(moto_s3, "annotate", moto_bucket, PACKAGE, "--label", "42", "--not-a-revision")
 
     for result in (annotated, dry, marked):
         assert result.returncode == 2, result.stderr
-        assert "its folders are revisions (41.1, 42.1)" in result.stderr
+        assert "its last segment 'package' is not a revision <N>.<M>" in result.stderr
         assert f"gos3matic backfill {moto_bucket} app/build/package" in result.stderr
-        assert "app/build/package/42.1" in result.stderr  # or name one revision
+        assert "app/build/package/<N>.<M>" in result.stderr  # or name one revision
         assert "would annotate" not in result.stdout
+    assert forced.returncode == 2, forced.stderr  # a listing finds its revisions
+    assert f"it holds revision folders ({PACKAGE}41.1/ among them)" in forced.stderr
     assert snapshot(moto_client, moto_bucket) == before
 
 
@@ -175,9 +178,14 @@ def test_an_object_key_as_path_is_refused_before_any_write(
     upload(moto_client, moto_bucket, f"{PREFIX}file.txt")
     before = snapshot(moto_client, moto_bucket)
 
-    result = run_cli(moto_s3, "annotate", moto_bucket, f"{PREFIX}file.txt", "--label", "42")
+    named = run_cli(moto_s3, "annotate", moto_bucket, f"{PREFIX}file.txt", "--label", "42")
+    assert named.returncode == 2, named.stderr
+    assert "its last segment 'file.txt' is not a revision" in named.stderr
+    assert f"'gos3matic annotate {moto_bucket} {PREFIX.rstrip('/')}'" in named.stderr
+    forced = ("--label", "42", "--not-a-revision", "--marker")
+    result = run_cli(moto_s3, "annotate", moto_bucket, f"{PREFIX}file.txt", *forced)
     allowed = run_cli(
-        moto_s3, "annotate", moto_bucket, f"{PREFIX}file.txt", "--label", "42", "--allow-empty"
+        moto_s3, "annotate", moto_bucket, f"{PREFIX}file.txt", *forced, "--allow-empty"
     )
 
     for refused in (result, allowed):

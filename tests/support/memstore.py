@@ -350,13 +350,22 @@ class MemoryStore:
         return dict(head.get("Metadata") or {})
 
     def put_marker(
-        self, key: str, metadata: Mapping[str, str], if_none_match: bool = False
+        self,
+        key: str,
+        metadata: Mapping[str, str],
+        if_none_match: bool = False,
+        if_match: str | None = None,
+        body: bytes = b"",
     ) -> str | None:
         def put() -> str | None:
             if if_none_match and key in self.stored:
                 raise S3Error.of("PreconditionFailed", PRECONDITION, 412, "PutObject")
+            if if_match is not None and (
+                key not in self.stored or self._head(key).get("ETag") != if_match
+            ):
+                raise S3Error.of("PreconditionFailed", PRECONDITION, 412, "PutObject")
             kept = metadata if self.keeps_folder_metadata or not key.endswith("/") else {}
-            return self._write(key, b"", {"Metadata": dict(kept)}, {}).version_id
+            return self._write(key, body, {"Metadata": dict(kept)}, {}).version_id
 
         return self._sync("PutObject", key, put)
 

@@ -7,6 +7,7 @@ import pytest
 from gos3matic.commands.options import resolve_target, validate_bucket
 from gos3matic.core.contract import (
     Annotation,
+    is_revision_name,
     looks_like_revision_path,
     normalize_prefix,
     parse_custom_key,
@@ -181,3 +182,22 @@ def test_the_gocd_ci_template_is_the_publisher_s_url_itself():
         "$GO_SERVER_DASHBOARD_URL/go/tab/build/detail/$GO_PIPELINE_NAME/$GO_PIPELINE_COUNTER/"
         "$GO_STAGE_NAME/$GO_STAGE_COUNTER/$GO_JOB_NAME"
     )
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("42.1", True),
+        ("0.0", True),
+        ("2147483647.1", True),
+        ("2147483648.1", False),  # Integer.valueOf throws
+        ("latest", False),
+        ("42", False),
+        ("42.1.3", False),  # the fetch task splits into two counters only
+        ("42.1.", False),
+        ("v42.1", False),
+        ("", False),
+    ],
+)
+def test_is_revision_name_is_two_java_ints(name, expected):
+    assert is_revision_name(name) is expected
