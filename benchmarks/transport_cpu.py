@@ -1,12 +1,16 @@
 """Client CPU per object of `annotate` (HEAD + guarded copy each) on a loopback SeaweedFS.
 
-    python benchmarks/transport_cpu.py [--objects 10000] [--rounds 3] [--tls] [CHECKOUT ...]
+    python benchmarks/transport_cpu.py [--objects 10000] [--rounds 3] [CHECKOUT ...]
+    python benchmarks/transport_cpu.py --listing   # CPU per listed object of the page parser
 
 Each CHECKOUT (default: this one) runs `python -m gos3matic annotate` from its own directory on
 a fresh prefix of N objects; the CPU of the run (user + system, all threads, from the child's
 rusage) less that of the same command on an empty prefix (start-up: imports, client, probe) is
 divided by N. A checkout given as PATH=ENV (e.g. .=GOS3MATIC_NO_NATIVE) runs with that variable
-set to 1. --tls serves SeaweedFS's S3 over HTTPS with a throwaway CA (trustme).
+set to 1.
+
+--listing times store/listing.py's parser alone on a 1,000-key ListObjectsV2 page as S3 writes
+it (URL-encoded keys, ETag, size, storage class): the CPU per listed object, best of 5 rounds.
 """
 
 from __future__ import annotations
@@ -66,9 +70,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--objects", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--tls", action="store_true")
+    parser.add_argument("--listing", action="store_true")
     parser.add_argument("checkouts", nargs="*", default=[str(HERE)])
     args = parser.parse_args()
+    if args.listing:
+        listing_cpu()
+        return
     with seaweedfs_server() as server:
         s3 = server.client()
         s3.create_bucket(Bucket=BUCKET)
@@ -92,6 +99,32 @@ def main() -> None:
             cpu = statistics.median(r[0] for r in rows)
             rate = statistics.median(r[1] for r in rows)
             print(f"  {spec}: {1000 * cpu:.3f} ms CPU/object, {rate:.0f} objects/s")
+
+
+def listing_cpu() -> None:
+    from gos3matic.store.listing import parse_page
+
+    entries = "".join(
+        f"<Contents><Key>app/build/job/1.1/dist/f%C3%BC{i:06}.bin</Key>"
+        "<LastModified>2026-12-03T10:00:00.000Z</LastModified>"
+        "<ETag>&quot;0123456789abcdef0123456789abcdef&quot;</ETag>"
+        f"<Size>{i}</Size><StorageClass>STANDARD</StorageClass></Contents>"
+        for i in range(1000)
+    )
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        "<Name>b</Name><Prefix>app/</Prefix><KeyCount>1000</KeyCount><MaxKeys>1000</MaxKeys>"
+        "<EncodingType>url</EncodingType><IsTruncated>true</IsTruncated>"
+        f"<NextContinuationToken>next</NextContinuationToken>{entries}</ListBucketResult>"
+    ).encode()
+    rounds = []
+    for _ in range(5):
+        started = time.process_time()
+        for _ in range(20):
+            listed, _token = parse_page(body)
+        rounds.append((time.process_time() - started) / (20 * len(listed)))
+    print(f"listing parse: {1000 * min(rounds):.4f} ms CPU per listed object (best of 5)")
 
 
 if __name__ == "__main__":

@@ -254,6 +254,9 @@ class _Pipeline:
         self.running = 0
         self.room = asyncio.Event()
         self.halted = False  # carry_on said no: start nothing new
+        # A request met a failure no object can get past (an untrusted certificate, a name that
+        # no longer resolves): nothing new starts, no marker is written, the run ends with it.
+        self.fatal: EnvironmentProblem | None = None
         self.shown = Tally()  # what progress shows: every revision's objects together
 
     async def run(
@@ -272,6 +275,8 @@ class _Pipeline:
             for revision in revisions:
                 revision.listed_all.set()  # those never fed: nothing listed, nothing to wait for
             outcomes = await finisher
+        if self.fatal is not None:
+            raise self.fatal
         return outcomes
 
     async def _feed(self, revision: _Revision) -> None:
@@ -283,7 +288,7 @@ class _Pipeline:
         )
         flow = self.store.flow
         try:
-            async for listed in _listing(self.store.bucket, plan.prefix, self.stop):
+            async for listed in _listing(self.store, plan.prefix, self.stop):
                 if listed.key == plan.marker_key:
                     continue
                 if plan.shard is not None and not owns(plan.shard, listed.key):
@@ -328,6 +333,9 @@ class _Pipeline:
         self.running -= 1
         revision.tasks.discard(task)  # a finished task is let go: memory stays bounded
         self.room.set()
+        if not task.cancelled() and isinstance(task.exception(), EnvironmentProblem):
+            self.fatal = self.fatal or task.exception()  # type: ignore[assignment]
+            self.halted = True
         if task.cancelled() or isinstance(task.exception(), NotStarted):
             revision.tally.not_started += 1
             return
@@ -409,10 +417,19 @@ async def _marker_now(objects: ObjectStore, plan: Plan) -> Mapping[str, str] | U
     return dict(head.get("Metadata") or {})
 
 
-async def _listing(bucket: Bucket, prefix: str, stop: threading.Event) -> AsyncIterator[Listed]:
-    """The bucket's listing, one page at a time from a thread, the next page read ahead."""
+async def _listing(store: Store, prefix: str, stop: threading.Event) -> AsyncIterator[Listed]:
+    """The bucket's listing, one page at a time, the next page read ahead: on the engine's loop
+    when the hot path's store can list (store/listing.py), else from a thread."""
+    pages = getattr(store.objects, "list_pages", None)
+    if pages is not None:
+        async for batch in pages(prefix):
+            if stop.is_set():
+                return
+            for listed in batch:
+                yield listed
+        return
     loop = asyncio.get_running_loop()
-    keys = bucket.list_objects(prefix)
+    keys = store.bucket.list_objects(prefix)
 
     def page() -> list[Listed]:
         return list(itertools.islice(keys, LISTING_PAGE))

@@ -20,7 +20,7 @@ import re
 import ssl
 import urllib.request
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -35,7 +35,7 @@ from gos3matic.store.boto import BOTO3_THREADS, Boto3Bucket, ThreadedObjectStore
 from gos3matic.store.flow import FlowControl
 from gos3matic.store.http import Pool, Response
 from gos3matic.store.model import CopySerializer, HeadParser
-from gos3matic.store.protocols import Connection, ObjectStore, copy_owner_params
+from gos3matic.store.protocols import Connection, Listed, ObjectStore, copy_owner_params
 from gos3matic.store.retry import RequestLog, with_retries, with_retries_async
 from gos3matic.store.sign import EMPTY_SHA256, Keys, Signer
 
@@ -153,6 +153,12 @@ class NativeObjectStore:
         )
         return answer.header("x-amz-version-id")
 
+    def list_pages(self, prefix: str) -> AsyncIterator[list[Listed]]:
+        """The objects under PREFIX, a page at a time, the next page requested ahead."""
+        from gos3matic.store.listing import NativeListing
+
+        return NativeListing(self).objects(prefix)
+
     # -- one attempt --
 
     async def send(
@@ -199,7 +205,7 @@ class NativeObjectStore:
             lines.append("content-length: 0")
         lines.extend(f"{name}: {value}" for name, value in sent)
         lines.append("\r\n")
-        return "\r\n".join(lines).encode("latin-1")
+        return "\r\n".join(lines).encode()  # header values in UTF-8, as boto3 sends them
 
 
 def s3_error(status: int, body: bytes | None, operation: str) -> S3Error:
