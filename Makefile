@@ -36,9 +36,10 @@ lint: install
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
-## gos3matic side by side with s5cmd and aws-cli on a local SeaweedFS (N objects, default 2000).
+## gos3matic side by side with s5cmd and aws-cli on a local SeaweedFS (N objects, default 2000,
+## and LARGE for the loopback10k regime, default 10000): objects/s and client CPU per object.
 bench: install
-	$(BIN)/python benchmarks/bench.py $(if $(N),--objects $(N))
+	$(BIN)/python benchmarks/bench.py $(if $(N),--objects $(N)) $(if $(LARGE),--large $(LARGE))
 
 bench-large: install
 	$(BIN)/python benchmarks/bench_large.py
