@@ -83,9 +83,11 @@ def main() -> None:
         for round_ in range(args.rounds):
             for index, spec in enumerate(args.checkouts):
                 checkout, _, flag = spec.partition("=")
-                prefix = f"r{round_}/c{index}/"
+                prefix = f"run{round_}/tool{index}/job/1.1/"
                 seed(server, prefix, args.objects)
-                empty_cpu, _ = run(checkout, flag or None, server, f"empty/{round_}/{index}/")
+                empty_cpu, _ = run(
+                    checkout, flag or None, server, f"empty{round_}/tool{index}/job/1.1/"
+                )
                 cpu, wall = run(checkout, flag or None, server, prefix)
                 results[spec].append(((cpu - empty_cpu) / args.objects, args.objects / wall))
                 print(
