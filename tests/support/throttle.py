@@ -25,6 +25,7 @@ import math
 import random
 import selectors
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -348,3 +349,23 @@ def simulate(
 
 def _ignore(write: Write) -> None:
     pass
+
+
+# -- in front of a real server ----------------------------------------------------------------
+
+
+def proxy_rules(model: Model, rate: float, rtt: float = 0.02) -> list[Any]:
+    """The fault proxy's rules for `model` at `rate` requests/s on real time: every request
+    is put to the limiter as it arrives (under the proxy's lock), SlowDown when refused; after
+    the round trip, every answer (SlowDown or not) is held back `rtt` seconds."""
+    from support.faultproxy import Fault, Rule
+
+    limiter = model.make(rate)
+
+    def refused(request: Any) -> bool:
+        return not limiter.admit(time.monotonic())
+
+    rules = [Rule(Fault.SLOW_DOWN, when=refused)]
+    if not model.at_once:
+        rules.insert(0, Rule(Fault.DELAY, delay=rtt))
+    return rules
