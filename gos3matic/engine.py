@@ -45,7 +45,9 @@ from gos3matic.errors import (
     NotFound,
     NotSupported,
     PreconditionFailed,
+    RequestFailed,
     S3Error,
+    cannot_list,
 )
 from gos3matic.store.flow import STOP_POLL
 from gos3matic.store.protocols import Bucket, LargeCopier, Listed, ObjectStore, Store
@@ -307,7 +309,7 @@ class _Pipeline:
                 self.running += 1
                 revision.tasks.add(task)
                 task.add_done_callback(functools.partial(self._record, revision, listed.key))
-        except (S3Error, NetworkError) as error:
+        except RequestFailed as error:
             revision.listing_failure = error
         finally:
             revision.listed_all.set()
@@ -394,9 +396,7 @@ class _Pipeline:
         tally, plan, failure = revision.tally, revision.plan, revision.listing_failure
         if failure is not None:
             if tally.listed == 0 and first:  # nothing done yet: the bucket is unusable
-                raise EnvironmentProblem(
-                    f"cannot list s3://{plan.bucket}/{plan.prefix}: {describe(failure)}"
-                )
+                raise cannot_list(plan.bucket, plan.prefix, describe(failure))
             tally.failed += 1
             tally.failures.append(Failure(plan.prefix, f"listing stopped: {describe(failure)}"))
         return Outcome(tally, MarkerState.WITHHELD, interrupted=self.stop.is_set())
@@ -474,7 +474,7 @@ def finish_marker(
     else:
         try:
             write_marker(plan, bucket, outcome, existing)
-        except (S3Error, NetworkError) as error:
+        except RequestFailed as error:
             outcome.marker = MarkerState.WITHHELD
             tally.failed += 1
             tally.failures.append(Failure(plan.marker_key, f"marker: {describe(error)}"))
@@ -516,7 +516,7 @@ async def read_marker(objects: ObjectStore, key: str) -> Marker | None:
         head = await objects.head_object(key)
     except NotFound:
         return None
-    except (S3Error, NetworkError) as error:
+    except RequestFailed as error:
         raise EnvironmentProblem(f"cannot read the marker {key}: {error}") from None
     return Marker(dict(head.get("Metadata") or {}), head.get("LastModified"))
 

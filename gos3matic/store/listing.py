@@ -97,6 +97,7 @@ class NativeListing:
             lambda: self.store.send("GET", "ListObjectsV2", self.path, query),
             self.flow,
             what=("ListObjectsV2", prefix),
+            log=self.store.log,
         )
         return parse_page(answer.body)
 
