@@ -6,6 +6,8 @@
 Regimes (--regimes, all by default):
 
   loopback   straight to a local SeaweedFS: bound by CPU, as no real S3 is;
+  loopback10k  the same on 10,000 objects (--large), whatever N: the steady state, start-up
+             a small part of it;
   rtt50      through benchmarks/netem.py, which adds 50 ms to every answer;
   rtt200     the same with 200 ms: bound by latency for every tool, as real S3 is;
   throttled  through netem at RTT 50 ms allowing 400 requests/s (token bucket, burst 40) and
@@ -24,8 +26,12 @@ Through netem, every run also has what the forwarder saw: requests, throttled on
 flight (peak and mean) and the forwarder's own CPU. gos3matic's --json counts (requests, retries,
 throttled, peak_in_flight, when its engine reports them) are kept too.
 
-Writes a text table, the JSON and a bar chart (objects/s per regime and tool; needs matplotlib) to
-benchmarks/results/. The machine is shared and noisy: quote the ratios of one run, not the times.
+Every run has the client's CPU (user + system of its process and children, from os.wait4) per
+object beside its objects/s, and the same-run ratio of it to each other tool's.
+
+Writes a text table, the JSON and a bar chart (objects/s and CPU per object per regime and tool;
+needs matplotlib) to benchmarks/results/. The machine is shared and noisy: quote the ratios of
+one run, not the times.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any
@@ -66,6 +72,7 @@ BIN = Path(sys.executable).parent
 SEEDED = {"ContentType": "text/plain", "CacheControl": "max-age=60"}  # and origin=seed
 ENGINE_COUNTS = ("requests", "retries", "throttled", "peak_in_flight")  # the new engine's --json
 THROTTLE_RPS = 400.0
+LARGE = 10_000  # objects of the loopback10k regime, whatever --objects says
 BACKFILL_REVISIONS, BACKFILL_OBJECTS = 100, 20
 BACKFILL_PACKAGE = "app/build/package"
 # Runs the tool from a small fresh process: Linux counts a child's memory before its exec in its
@@ -92,12 +99,14 @@ class Regime:
     throttle_rps: float | None
     rounds: int  # unless --rounds says otherwise
     reruns: bool
+    objects: int | None = None  # None: --objects
 
 
 REGIMES = {
     regime.key: regime
     for regime in (
         Regime("loopback", "loopback", None, None, 3, True),
+        Regime("loopback10k", "loopback, 10,000 objects", None, None, 3, False, LARGE),
         Regime("rtt50", "RTT 50 ms", 50.0, None, 3, True),
         Regime("rtt200", "RTT 200 ms", 200.0, None, 2, True),
         Regime("throttled", f"throttled {THROTTLE_RPS:.0f}/s", 50.0, THROTTLE_RPS, 1, False),
@@ -142,6 +151,9 @@ def main() -> int:
     )
     parser.add_argument("--workers", type=int, help="gos3matic --workers (default: its own)")
     parser.add_argument(
+        "--large", type=int, default=LARGE, help=f"objects of loopback10k (default {LARGE})"
+    )
+    parser.add_argument(
         "--tools",
         default=",".join(TOOLS),
         help=f"comma-separated, among {', '.join(TOOLS)}, {BOTO3}",
@@ -157,6 +169,9 @@ def main() -> int:
     if unknown := set(regimes) - set(every):
         parser.error(f"unknown regimes: {', '.join(sorted(unknown))}")
 
+    REGIMES["loopback10k"] = replace(
+        REGIMES["loopback10k"], objects=args.large, title=f"loopback, {args.large:,} objects"
+    )
     machine = describe_machine()
     print(_machine_line(machine), flush=True)
     started = time.monotonic()
@@ -169,6 +184,9 @@ def main() -> int:
             print(f"gos3matic hot path: {machine['gos3matic_hot_path']}", flush=True)
             seeding = time.monotonic()
             bench.seed(tools)
+            for count in sorted({REGIMES[k].objects for k in regimes if k in REGIMES} - {None}):
+                if count != args.objects:
+                    bench.seed(tools, count)
             print(f"seeded {len(tools)} x {args.objects} objects in {_since(seeding)}", flush=True)
             for key in regimes:
                 if key in REGIMES:
@@ -201,8 +219,11 @@ class Bench:
     def port(self) -> int:
         return int(self.server.endpoint_url.rsplit(":", 1)[1])
 
-    def prefix(self, tool: str) -> str:
-        return f"{tool}/bench/job/1.1/"  # GoCD's <pipeline>/<stage>/<job>/<N>.<M>/ layout
+    def prefix(self, tool: str, objects: int | None = None) -> str:
+        """GoCD's <pipeline>/<stage>/<job>/<N>.<M>/ layout; another count, another pipeline."""
+        if objects is None or objects == self.objects:
+            return f"{tool}/bench/job/1.1/"
+        return f"{tool}/bench{objects}/job/1.1/"
 
     def hot_path(self) -> str:
         """Which store the CLI's open_object_store picks against this server, with this env."""
@@ -220,15 +241,16 @@ class Bench:
         native = type(store).__name__ == "NativeObjectStore"
         return "native (NativeObjectStore)" if native else "boto3 (the native store fell back)"
 
-    def seed(self, tools: list[str]) -> None:
+    def seed(self, tools: list[str], objects: int | None = None) -> None:
+        objects = objects or self.objects
         with tempfile.TemporaryDirectory(prefix="gos3matic-bench-") as tmp:
-            for index in range(self.objects):
+            for index in range(objects):
                 Path(tmp, f"object-{index:06d}.txt").write_text(f"object {index}\n")
             for tool in tools:
-                self.upload(f"{tmp}/*", self.prefix(tool))
-                listed = self.count(self.prefix(tool))
-                if listed != self.objects:
-                    raise SystemExit(f"seeding {tool}: {listed} objects, not {self.objects}")
+                self.upload(f"{tmp}/*", self.prefix(tool, objects))
+                listed = self.count(self.prefix(tool, objects))
+                if listed != objects:
+                    raise SystemExit(f"seeding {tool}: {listed} objects, not {objects}")
 
     def upload(self, pattern: str, prefix: str) -> None:
         """Files matching `pattern` under `prefix`, with SEEDED's properties, by s5cmd."""
@@ -315,6 +337,7 @@ class Bench:
         forwarder (none on loopback)."""
         print(f"\n{regime.title}: {rounds} rounds", flush=True)
         throttled = regime.throttle_rps is not None
+        count = regime.objects or self.objects
         runs: list[Run] = []
         with _forwarder(self.port, regime) as netem:
             endpoint = netem.endpoint_url if netem else None
@@ -323,8 +346,18 @@ class Bench:
                 for tool in tools[shift:] + tools[:shift]:  # a rotating order: no tool first
                     label = f"{regime.key}-r{number}-{uuid.uuid4().hex[:8]}"
                     self.labels[tool] = label
+                    command = self.command(tool, label, endpoint, self.prefix(tool, count))
                     run = self.timed(
-                        tool, number, label, "annotated", regime.key, endpoint, netem, throttled
+                        tool,
+                        number,
+                        label,
+                        "annotated",
+                        regime.key,
+                        endpoint,
+                        netem,
+                        throttled,
+                        command,
+                        count,
                     )
                     if throttled and tool.startswith("gos3matic"):
                         run.engine["read_back_annotated"] = self.annotated(tool, label)
@@ -370,6 +403,7 @@ class Bench:
         netem: NetemProcess | None = None,
         tolerate: bool = False,
         command: list[str] | None = None,
+        objects: int | None = None,
     ) -> Run:
         """One run of `tool` measured from outside; `expect`: the --json count that must be N.
         `tolerate`: a failed run is recorded, not fatal (throttled, or nothing to annotate)."""
@@ -378,7 +412,8 @@ class Bench:
         server_before = _cpu_seconds(self.server_pid)
         launched = launch(command or self.command(tool, label, endpoint), env)
         server_cpu = _cpu_seconds(self.server_pid) - server_before
-        run = launched.run(tool, number, self.objects, server_cpu, regime)
+        objects = objects or self.objects
+        run = launched.run(tool, number, objects, server_cpu, regime)
         if netem and before:
             _add_forwarder(run, netem.snapshot().since(before))
         if run.exit_code != 0 and not tolerate:
@@ -390,8 +425,8 @@ class Bench:
                 run.done = sum(r.get("annotated", 0) for r in summary["revisions"])
             if expect:
                 run.done = summary.get(expect, run.done)
-                if run.done != self.objects and not tolerate:
-                    raise SystemExit(f"gos3matic {expect} {run.done} objects, not {self.objects}")
+                if run.done != objects and not tolerate:
+                    raise SystemExit(f"gos3matic {expect} {run.done} objects, not {objects}")
         return run
 
     def annotated(self, tool: str, label: str) -> int:
@@ -705,6 +740,8 @@ def summarize(runs: list[Run]) -> dict[str, Any]:
                 "objects_per_second": None if key == "startup" else rs[0].objects / seconds,
                 "exit_codes": sorted({r.exit_code for r in rs}),
                 "cpu_seconds": _median([r.user + r.system for r in rs]),
+                # the client's own CPU (user + system, its children's included) per object
+                "cpu_ms_per_object": _median([1000 * (r.user + r.system) / r.objects for r in rs]),
                 "server_cpu_seconds": _median([r.server_cpu for r in rs]),
                 "peak_rss_kib": max(r.max_rss_kib for r in rs),
                 "requests": _median([float(n) for n in requests]) if requests else None,
@@ -737,6 +774,15 @@ def summarize(runs: list[Run]) -> dict[str, Any]:
                     )
                     entry["per_round_ratios"][name] = [
                         theirs.seconds / ours.seconds
+                        for ours, theirs in zip(mine, tools[other], strict=False)
+                    ]
+                    cpu = f"CPU per object gos3matic/{other}"
+                    entry["ratios"][cpu] = (
+                        entry["tools"]["gos3matic"]["cpu_ms_per_object"]
+                        / entry["tools"][other]["cpu_ms_per_object"]
+                    )
+                    entry["per_round_ratios"][cpu] = [
+                        (ours.user + ours.system) / (theirs.user + theirs.system)
                         for ours, theirs in zip(mine, tools[other], strict=False)
                     ]
             if RERUN in tools:
@@ -775,13 +821,31 @@ def targets(summary: dict[str, Any], peak_rss: int, objects: int) -> list[dict[s
     def tool(regime: str, name: str) -> dict[str, Any]:
         return summary.get(regime, {}).get("tools", {}).get(name, {})
 
+    # issue 16's targets table
     checks: list[tuple[str, float | None, str, float]] = [
-        ("RTT 200 ms: gos3matic/s5cmd objects/s", ratio("rtt200", "gos3matic/s5cmd"), ">=", 1.0),
-        ("RTT 200 ms: gos3matic/aws objects/s", ratio("rtt200", "gos3matic/aws"), ">=", 10.0),
-        ("RTT 50 ms: gos3matic/s5cmd objects/s", ratio("rtt50", "gos3matic/s5cmd"), ">=", 0.6),
-        ("loopback: gos3matic/s5cmd objects/s", ratio("loopback", "gos3matic/s5cmd"), ">=", 0.7),
+        (
+            "loopback 10,000: CPU per object gos3matic/s5cmd",
+            ratio("loopback10k", "CPU per object gos3matic/s5cmd"),
+            "<=",
+            0.75,
+        ),
+        (
+            "loopback 10,000: gos3matic/s5cmd objects/s",
+            ratio("loopback10k", "gos3matic/s5cmd"),
+            ">=",
+            1.0,
+        ),
+        ("loopback: gos3matic/s5cmd objects/s", ratio("loopback", "gos3matic/s5cmd"), ">=", 0.8),
+        ("RTT 50 ms: gos3matic/s5cmd objects/s", ratio("rtt50", "gos3matic/s5cmd"), ">=", 1.2),
+        ("RTT 200 ms: gos3matic/s5cmd objects/s", ratio("rtt200", "gos3matic/s5cmd"), ">=", 1.5),
+        ("RTT 200 ms: gos3matic/aws objects/s", ratio("rtt200", "gos3matic/aws"), ">=", 15.0),
         ("loopback: re-run/first run objects/s", ratio("loopback", "re-run/first run"), ">=", 2.0),
     ]
+    started = tool("startup", "gos3matic").get("median_seconds")
+    s5cmd_started = tool("startup", "s5cmd").get("median_seconds")
+    checks.append(("start-up, empty prefix: gos3matic seconds", started, "<=", 0.3))
+    if started is not None and s5cmd_started is not None:
+        checks.append(("start-up: gos3matic - s5cmd seconds", started - s5cmd_started, "<=", 0.1))
     throttled = tool("throttled", "gos3matic")
     if throttled:
         rate_used = throttled["allowed_rate_used"]
@@ -831,7 +895,8 @@ def report(
         lines += ["", _regime_title(key, entry)]
         lines.append(
             f"  {'':19} {'median':>7} {'objects/s':>9} {'gos3matic/it':>12} {'requests':>8} "
-            f"{'throttled':>9} {'in flight':>10} {'CPU s':>6} {'srv CPU':>7} {'peak RSS':>8}"
+            f"{'throttled':>9} {'in flight':>10} {'CPU s':>6} {'ms/obj':>6} {'srv CPU':>7} "
+            f"{'peak RSS':>8}"
         )
         for tool, measured in entry["tools"].items():
             lines.append(_tool_line(key, tool, measured, entry))
@@ -945,7 +1010,8 @@ def _tool_line(key: str, tool: str, measured: dict[str, Any], entry: dict[str, A
         f"  {tool:19} {measured['median_seconds']:6.2f}s {_rate(measured):>9} "
         f"{'' if ratio is None else f'{ratio:11.2f}x':>12} "
         f"{'-' if requests is None else f'{requests:.0f}':>8} {throttled:>9} {in_flight:>10} "
-        f"{measured['cpu_seconds']:6.2f} {measured['server_cpu_seconds']:7.2f} "
+        f"{measured['cpu_seconds']:6.2f} {measured['cpu_ms_per_object']:6.3f} "
+        f"{measured['server_cpu_seconds']:7.2f} "
         f"{measured['peak_rss_kib'] / 1024:6.1f}MB{rate}{failed}"
     )
 
@@ -1021,35 +1087,51 @@ def draw_chart(result: dict[str, Any], png: Path) -> bool:
         return False
     regimes = [key for key in result["regimes"] if key != "startup"]
     names = {
-        key: REGIMES[key].title if key in REGIMES else "backfill, moto\nRTT 50 ms"
+        key: REGIMES[key].title.replace(", ", "\n", 1)
+        if key in REGIMES
+        else "backfill, moto\nRTT 50 ms"
         for key in regimes
     }
-    figure, axes = plt.subplots(figsize=(10, 5.5), dpi=100)
+    figure, (axes, cpu_axes) = plt.subplots(
+        2, 1, figsize=(10, 9), dpi=100, sharex=True, height_ratios=(3, 2)
+    )
     drawn: set[str] = set()
     for group, key in enumerate(regimes):
         tools = [t for t in CHART_TOOLS if t in result["regimes"][key]["tools"]]
         width = 0.8 / max(len(tools), 1)
         for slot, tool in enumerate(tools):
-            rate = result["regimes"][key]["tools"][tool]["objects_per_second"]
+            measured = result["regimes"][key]["tools"][tool]
             x = group + (slot - (len(tools) - 1) / 2) * width
-            axes.bar(
-                x,
-                rate,
-                width * 0.95,
-                color=COLORS[tool],
-                label=None if tool in drawn else tool,
-            )
-            axes.annotate(
-                f"{rate:.0f}",
-                (x, rate),
-                ha="center",
-                va="bottom",
-                fontsize=7,
-                xytext=(0, 2),
-                textcoords="offset points",
-            )
+            for panel, value, shown in (
+                (axes, measured["objects_per_second"], "{:.0f}"),
+                (cpu_axes, measured.get("cpu_ms_per_object"), "{:.2f}"),
+            ):
+                if value is None:
+                    continue
+                panel.bar(
+                    x,
+                    value,
+                    width * 0.95,
+                    color=COLORS[tool],
+                    label=None if tool in drawn or panel is cpu_axes else tool,
+                )
+                panel.annotate(
+                    shown.format(value),
+                    (x, value),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                )
             drawn.add(tool)
-    axes.set_xticks(range(len(regimes)), [names.get(key, key) for key in regimes])
+    cpu_axes.set_yscale("log")
+    cpu_axes.set_ylabel("client CPU ms per object (log)")
+    cpu_axes.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    cpu_axes.yaxis.set_minor_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    cpu_axes.tick_params(axis="y", which="minor", labelsize=7)
+    cpu_axes.grid(axis="y", which="both", alpha=0.3)
+    cpu_axes.set_xticks(range(len(regimes)), [names.get(key, key) for key in regimes])
     axes.set_yscale("log")
     plain = ticker.FuncFormatter(lambda value, _: f"{value:g}")
     axes.yaxis.set_major_formatter(plain)

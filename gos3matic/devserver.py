@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -45,6 +45,7 @@ class LocalS3:
     endpoint_url: str  # "http://127.0.0.1:PORT"
     access_key: str  # fake credentials the server accepts
     secret_key: str
+    https_url: str | None = None  # "https://127.0.0.1:PORT" when started with a certificate
 
     def client(self, **config: Any) -> Any:
         """A boto3 S3 client of its own for this server (own session: the default one is not
@@ -293,8 +294,12 @@ _WEED_PORT_FLAGS = (
 
 
 @contextmanager
-def seaweedfs_server(data_dir: str | None = None) -> Iterator[LocalS3]:
+def seaweedfs_server(
+    data_dir: str | None = None, tls: tuple[str, str] | None = None
+) -> Iterator[LocalS3]:
+    """tls: (certificate file, key file): S3 is also served over HTTPS, at `https_url`."""
     binary = _find_binary("weed")
+    https_port: list[int] = []
     used_ports: list[int] = []
     with ExitStack() as stack:
         workdir = Path(tempfile.mkdtemp(prefix="gos3matic-weed-"))
@@ -335,9 +340,19 @@ def seaweedfs_server(data_dir: str | None = None) -> Iterator[LocalS3]:
                 f"-s3.localSocket={workdir}/s3.sock",
                 f"-s3.config={identities}",
             ]
+            if tls is not None:
+                https_port[:] = [free_port()]
+                command += [
+                    f"-s3.cert.file={tls[0]}",
+                    f"-s3.key.file={tls[1]}",
+                    f"-s3.port.https={https_port[0]}",
+                ]
             return command, ports["s3.port"]
 
-        yield stack.enter_context(_serve("seaweedfs", build, _stores, workdir))
+        server = stack.enter_context(_serve("seaweedfs", build, _stores, workdir))
+        if tls is not None:
+            server = replace(server, https_url=f"https://{HOST}:{https_port[0]}")
+        yield server
 
 
 @contextmanager

@@ -45,7 +45,9 @@ from gos3matic.errors import (
     NotFound,
     NotSupported,
     PreconditionFailed,
+    RequestFailed,
     S3Error,
+    cannot_list,
 )
 from gos3matic.store.flow import STOP_POLL
 from gos3matic.store.protocols import Bucket, LargeCopier, Listed, ObjectStore, Store
@@ -252,6 +254,9 @@ class _Pipeline:
         self.running = 0
         self.room = asyncio.Event()
         self.halted = False  # carry_on said no: start nothing new
+        # A request met a failure no object can get past (an untrusted certificate, a name that
+        # no longer resolves): nothing new starts, no marker is written, the run ends with it.
+        self.fatal: EnvironmentProblem | None = None
         self.shown = Tally()  # what progress shows: every revision's objects together
 
     async def run(
@@ -270,6 +275,8 @@ class _Pipeline:
             for revision in revisions:
                 revision.listed_all.set()  # those never fed: nothing listed, nothing to wait for
             outcomes = await finisher
+        if self.fatal is not None:
+            raise self.fatal
         return outcomes
 
     async def _feed(self, revision: _Revision) -> None:
@@ -281,7 +288,7 @@ class _Pipeline:
         )
         flow = self.store.flow
         try:
-            async for listed in _listing(self.store.bucket, plan.prefix, self.stop):
+            async for listed in _listing(self.store, plan.prefix, self.stop):
                 if listed.key == plan.marker_key:
                     continue
                 if plan.shard is not None and not owns(plan.shard, listed.key):
@@ -302,7 +309,7 @@ class _Pipeline:
                 self.running += 1
                 revision.tasks.add(task)
                 task.add_done_callback(functools.partial(self._record, revision, listed.key))
-        except (S3Error, NetworkError) as error:
+        except RequestFailed as error:
             revision.listing_failure = error
         finally:
             revision.listed_all.set()
@@ -326,6 +333,9 @@ class _Pipeline:
         self.running -= 1
         revision.tasks.discard(task)  # a finished task is let go: memory stays bounded
         self.room.set()
+        if not task.cancelled() and isinstance(task.exception(), EnvironmentProblem):
+            self.fatal = self.fatal or task.exception()  # type: ignore[assignment]
+            self.halted = True
         if task.cancelled() or isinstance(task.exception(), NotStarted):
             revision.tally.not_started += 1
             return
@@ -386,9 +396,7 @@ class _Pipeline:
         tally, plan, failure = revision.tally, revision.plan, revision.listing_failure
         if failure is not None:
             if tally.listed == 0 and first:  # nothing done yet: the bucket is unusable
-                raise EnvironmentProblem(
-                    f"cannot list s3://{plan.bucket}/{plan.prefix}: {describe(failure)}"
-                )
+                raise cannot_list(plan.bucket, plan.prefix, describe(failure))
             tally.failed += 1
             tally.failures.append(Failure(plan.prefix, f"listing stopped: {describe(failure)}"))
         return Outcome(tally, MarkerState.WITHHELD, interrupted=self.stop.is_set())
@@ -409,10 +417,19 @@ async def _marker_now(objects: ObjectStore, plan: Plan) -> Mapping[str, str] | U
     return dict(head.get("Metadata") or {})
 
 
-async def _listing(bucket: Bucket, prefix: str, stop: threading.Event) -> AsyncIterator[Listed]:
-    """The bucket's listing, one page at a time from a thread, the next page read ahead."""
+async def _listing(store: Store, prefix: str, stop: threading.Event) -> AsyncIterator[Listed]:
+    """The bucket's listing, one page at a time, the next page read ahead: on the engine's loop
+    when the hot path's store can list (store/listing.py), else from a thread."""
+    pages = getattr(store.objects, "list_pages", None)
+    if pages is not None:
+        async for batch in pages(prefix):
+            if stop.is_set():
+                return
+            for listed in batch:
+                yield listed
+        return
     loop = asyncio.get_running_loop()
-    keys = bucket.list_objects(prefix)
+    keys = store.bucket.list_objects(prefix)
 
     def page() -> list[Listed]:
         return list(itertools.islice(keys, LISTING_PAGE))
@@ -457,7 +474,7 @@ def finish_marker(
     else:
         try:
             write_marker(plan, bucket, outcome, existing)
-        except (S3Error, NetworkError) as error:
+        except RequestFailed as error:
             outcome.marker = MarkerState.WITHHELD
             tally.failed += 1
             tally.failures.append(Failure(plan.marker_key, f"marker: {describe(error)}"))
@@ -499,7 +516,7 @@ async def read_marker(objects: ObjectStore, key: str) -> Marker | None:
         head = await objects.head_object(key)
     except NotFound:
         return None
-    except (S3Error, NetworkError) as error:
+    except RequestFailed as error:
         raise EnvironmentProblem(f"cannot read the marker {key}: {error}") from None
     return Marker(dict(head.get("Metadata") or {}), head.get("LastModified"))
 

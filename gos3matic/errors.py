@@ -8,17 +8,18 @@ S3's error answers are classified once, here, by the store that received them
     ├── EnvironmentProblem (RuntimeError) credentials, endpoint or bucket unusable: exit 3
     │   └── EndpointUnreachable           the name does not resolve, or TLS fails
     ├── LeaseHeld                         another run holds the folder: exit 1, before any copy
-    ├── NetworkError                      no answer: refused, reset, timed out, reply lost
-    └── S3Error                           an error answer from the service
-        ├── NotFound                      NoSuchKey, NotFound (a HEAD's 404)
-        │   └── NoSuchBucket
-        ├── PreconditionFailed            412, or 409 ConditionalRequestConflict
-        ├── AccessDenied                  403 AccessDenied
-        ├── CredentialsRefused            SignatureDoesNotMatch, InvalidAccessKeyId, ExpiredToken…
-        ├── ArchivedObject                GLACIER/DEEP_ARCHIVE not restored
-        ├── NotSupported                  NotImplemented, MethodNotAllowed (a store without ACLs)
-        ├── Throttled                     SlowDown, 429 and kin: slow down, then retry
-        └── ServerError                   InternalError, 500/502/503/504: retry
+    └── RequestFailed                     a request that did not succeed, whatever the reason
+        ├── NetworkError                  no answer: refused, reset, timed out, reply lost
+        └── S3Error                       an error answer from the service
+            ├── NotFound                  NoSuchKey, NotFound (a HEAD's 404)
+            │   └── NoSuchBucket
+            ├── PreconditionFailed        412, or 409 ConditionalRequestConflict
+            ├── AccessDenied              403 AccessDenied
+            ├── CredentialsRefused        SignatureDoesNotMatch, InvalidAccessKeyId, ExpiredToken…
+            ├── ArchivedObject            GLACIER/DEEP_ARCHIVE not restored
+            ├── NotSupported              NotImplemented, MethodNotAllowed (a store without ACLs)
+            ├── Throttled                 SlowDown, 429 and kin: slow down, then retry
+            └── ServerError               InternalError, 500/502/503/504: retry
 """
 
 from __future__ import annotations
@@ -43,11 +44,16 @@ class LeaseHeld(Exception):
     before any copy."""
 
 
-class NetworkError(Exception):
+class RequestFailed(Exception):
+    """A request to S3 that did not succeed: no answer, or an error answer. What callers catch
+    when either ends the step the same way (a listing, a marker write)."""
+
+
+class NetworkError(RequestFailed):
     """The request got no answer: connection refused or reset, timeout, reply lost."""
 
 
-class S3Error(Exception):
+class S3Error(RequestFailed):
     """An error answer from the S3 service, independent of the client library that got it.
 
     Build one with `S3Error.of(code, ...)`, which picks the subclass the answer belongs to."""
@@ -164,3 +170,8 @@ _KINDS: tuple[type[S3Error], ...] = (
 )
 _BY_CODE = {code: kind for kind in _KINDS for code in kind.codes}
 _BY_STATUS = {status: kind for kind in _KINDS for status in kind.statuses}
+
+
+def cannot_list(bucket: str, prefix: str, cause: object) -> EnvironmentProblem:
+    """A listing that failed before anything was done: the bucket is unusable for this run."""
+    return EnvironmentProblem(f"cannot list s3://{bucket}/{prefix}: {cause}")

@@ -18,13 +18,7 @@ from gos3matic.core.contract import COMPLETED_KEY, is_revision_name, last_segmen
 from gos3matic.core.outcome import Plan
 from gos3matic.core.poller import Folder, folder_name
 from gos3matic.engine import read_markers
-from gos3matic.errors import (
-    EnvironmentProblem,
-    InputError,
-    NetworkError,
-    PreconditionFailed,
-    S3Error,
-)
+from gos3matic.errors import InputError, PreconditionFailed, RequestFailed, cannot_list
 from gos3matic.store.protocols import Bucket, Store
 
 
@@ -34,8 +28,8 @@ def read_folders(store: Store, package: str) -> list[Folder]:
     bucket = store.bucket
     try:
         names = [folder_name(prefix, package) for prefix in bucket.list_folders(package)]
-    except (S3Error, NetworkError) as error:
-        raise EnvironmentProblem(f"cannot list s3://{bucket.name}/{package}: {error}") from None
+    except RequestFailed as error:
+        raise cannot_list(bucket.name, package, error) from None
     markers = read_markers(store, [f"{package}{name}/" for name in names])
     return [Folder(name, marker) for name, marker in zip(names, markers, strict=True)]
 
@@ -72,8 +66,8 @@ def revision_below(bucket: Bucket, prefix: str, listings: int = BELOW_LISTINGS) 
                                 return child
                     deeper.append(child)
             level, depth = deeper, depth + 1
-    except (S3Error, NetworkError) as error:
-        raise EnvironmentProblem(f"cannot list s3://{bucket.name}/{prefix}: {error}") from None
+    except RequestFailed as error:
+        raise cannot_list(bucket.name, prefix, error) from None
     return None
 
 

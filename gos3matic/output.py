@@ -16,7 +16,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-_LOCK = threading.RLock()  # one for the whole process: error lines from cli.py take it too
+_LOCK = threading.RLock()  # one for the whole process: every Output of it writes under it
 LOCK = _LOCK  # the same lock, for the progress bar (tqdm draws under it)
 CLEAR_LINE = "\r\x1b[K"  # back to column 0, erase to the end of the line
 
@@ -141,15 +141,3 @@ def _isatty(stream: TextIO) -> bool:
 def to_json(document: Mapping[str, Any]) -> str:
     """The one serializer of --json: every command prints exactly one such object on stdout."""
     return json.dumps(document, indent=2)
-
-
-def emit(text: str, stream: TextIO) -> None:
-    """TEXT and a newline on STREAM in one write, under the writers' lock."""
-    with _LOCK:
-        stream.write(text + "\n")
-        stream.flush()
-
-
-def error_line(message: str) -> None:
-    """An error before or after a command's Output exists: the same lock, the same shape."""
-    Output().error(message)

@@ -8,15 +8,16 @@ summary's own words and numbers (report.py builds both from the same `Counts`).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, cast
 
 from gos3matic.core.outcome import Plan, Tally
 from gos3matic.core.shards import owns
 from gos3matic.output import LOCK, Output
-from gos3matic.store.protocols import Bucket, Listed, Store
+from gos3matic.store.protocols import Bucket, Listed, ObjectStore, Store
 
 PLAIN_PROGRESS_EVERY = 5.0  # seconds between progress lines in a log, or on a narrow terminal
 REDRAW_EVERY = 0.25  # seconds between redraws of the status line: at most 4 a second
@@ -243,8 +244,13 @@ class RunProgress:
             self.output.warning(f"gos3matic: FAILED {failure.key}: {failure.error}")
 
     def watching(self, store: Store, plan: Plan) -> Store:
-        """The store, whose listings tell this progress when they end (the total is known then)."""
-        return Store(cast(Bucket, _ListingWatch(store.bucket, plan, self)), store.objects)
+        """The store, whose listings tell this progress when they end (the total is known then):
+        the bucket's listing (threads) and, where the hot path lists on the engine's loop, its
+        pages too."""
+        objects = store.objects
+        if getattr(objects, "list_pages", None) is not None:
+            objects = cast(ObjectStore, _PagesWatch(objects, plan, self))
+        return Store(cast(Bucket, _ListingWatch(store.bucket, plan, self)), objects)
 
 
 class _ListingWatch:
@@ -262,12 +268,51 @@ class _ListingWatch:
     def list_objects(self, prefix: str) -> Iterator[Listed]:
         plan, objects = self._plan, 0
         for listed in self._bucket.list_objects(prefix):
-            if listed.key != plan.marker_key and (
-                plan.shard is None or owns(plan.shard, listed.key)
-            ):
+            if _counted(plan, listed):
                 objects += 1
             yield listed
         self._progress.listing_ended(objects)
+
+
+def _counted(plan: Plan, listed: Listed) -> bool:
+    """Whether a listed object is one the plan annotates (not the marker, not another shard's)."""
+    return listed.key != plan.marker_key and (plan.shard is None or owns(plan.shard, listed.key))
+
+
+class _PagesWatch:
+    """A hot-path store whose page-by-page listing (on the engine's loop) tells the progress how
+    many objects are the plan's once the last page is read. The engine takes a page's objects
+    only as fast as the flow lets them out, so the next page is asked for as soon as one is
+    handed out: the end of the listing is seen when it is read, not when it is used up."""
+
+    def __init__(self, objects: ObjectStore, plan: Plan, progress: RunProgress) -> None:
+        self._objects = objects
+        self._plan = plan
+        self._progress = progress
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._objects, name)
+
+    async def list_pages(self, prefix: str) -> AsyncIterator[list[Listed]]:
+        pages = cast(Any, self._objects).list_pages(prefix).__aiter__()
+        objects = 0
+
+        async def next_page() -> list[Listed] | None:
+            nonlocal objects
+            page = await anext(pages, None)
+            if page is None:
+                self._progress.listing_ended(objects)
+            else:
+                objects += sum(1 for listed in page if _counted(self._plan, listed))
+            return page
+
+        ahead = asyncio.ensure_future(next_page())
+        try:
+            while (page := await ahead) is not None:
+                ahead = asyncio.ensure_future(next_page())
+                yield page
+        finally:
+            ahead.cancel()
 
 
 def duration(seconds: float) -> str:

@@ -1,16 +1,15 @@
-"""What a run reports: the parameter table before, and after it one text summary and one JSON
-serializer for every command's outcomes. Progress while it runs is in progress.py."""
+"""What a run reports: the parameter table before, and after it the text summary and the --json
+fields of every command's outcomes (output.to_json, the one serializer, prints them, when the
+runtime ends the run). Progress while it runs is in progress.py."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any
 
 from gos3matic.core.outcome import MarkerState, Outcome, Tally
 from gos3matic.core.poller import path_warning
-from gos3matic.output import Output, emit
-from gos3matic.output import error_line as error_line  # their home is output.py
-from gos3matic.output import to_json as to_json
+from gos3matic.output import Output
 from gos3matic.progress import Counts
 
 FAILURES_SHOWN = 20
@@ -36,10 +35,6 @@ MARKER_SENTENCES = {
 def table_text(rows: Sequence[tuple[str, str]]) -> str:
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"  {name.ljust(width)}  {value}" for name, value in rows)
-
-
-def parameter_table(rows: Sequence[tuple[str, str]], out: TextIO) -> None:
-    emit(table_text(rows), out)
 
 
 def human_bytes(count: int) -> str:
@@ -157,10 +152,10 @@ def outcome_document(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def warn_about_path(prefix: str, output: Output | None = None) -> None:
+def warn_about_path(prefix: str, output: Output) -> None:
     """On stderr, when GoCD will not take PATH for a revision, and louder when it breaks polling."""
     warning = path_warning(prefix)
     if warning is not None:
         message, breaks_polling = warning
         loud = "WARNING, GoCD will break" if breaks_polling else "warning"
-        (output or Output()).warning(f"gos3matic: {loud}: {message}")
+        output.warning(f"gos3matic: {loud}: {message}")

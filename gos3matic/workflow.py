@@ -23,7 +23,7 @@ from typing import Protocol
 from gos3matic.core.metadata import check_plan
 from gos3matic.core.outcome import MarkerState, Outcome, Plan, Progress, Tally, Write
 from gos3matic.engine import UNREAD, Unread, annotate_revisions, finish_marker
-from gos3matic.errors import EnvironmentProblem, NetworkError, S3Error
+from gos3matic.errors import RequestFailed, cannot_list
 from gos3matic.exitcodes import ExitCode
 from gos3matic.lease import Lease, refuse_if_leased, run_source
 from gos3matic.markers import PendingMarker, pending_before_annotating
@@ -167,7 +167,7 @@ def claim(
             return lease
         refuse_if_leased(bucket, plan.marker_key)
         return PendingClaim(pending_before_annotating(bucket, plan))
-    except (S3Error, NetworkError) as error:
+    except RequestFailed as error:
         problem(
             f"cannot write the pending marker s3://{plan.bucket}/{plan.marker_key} ({error}); "
             "carrying on, but GoCD's poll of this package fails until the folder has a marker"
@@ -353,5 +353,5 @@ def holds_objects(bucket: Bucket, plan: Plan) -> bool:
     """Whether anything but the marker is under the prefix: one listing page at most."""
     try:
         return any(listed.key != plan.marker_key for listed in bucket.list_objects(plan.prefix))
-    except (S3Error, NetworkError) as error:
-        raise EnvironmentProblem(f"cannot list s3://{plan.bucket}/{plan.prefix}: {error}") from None
+    except RequestFailed as error:
+        raise cannot_list(plan.bucket, plan.prefix, error) from None

@@ -4,30 +4,28 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from gos3matic import workflow
 from gos3matic.commands import options
-from gos3matic.commands.runtime import (
-    Connection,
-    RevisionWatch,
-    install_stop_signals,
-    open_store,
-    output_for,
-)
+from gos3matic.commands.runtime import Connection, End, Run
 from gos3matic.core.outcome import Plan
-from gos3matic.errors import EnvironmentProblem, InputError, NetworkError, S3Error
+from gos3matic.errors import (
+    EnvironmentProblem,
+    InputError,
+    NetworkError,
+    RequestFailed,
+    S3Error,
+    cannot_list,
+)
 from gos3matic.exitcodes import epilog
 from gos3matic.markers import refuse_revisions_below
 from gos3matic.report import (
     outcome_document,
     summary_line,
     summary_text,
-    table_text,
     warn_about_path,
 )
 from gos3matic.store.protocols import Bucket
@@ -63,7 +61,6 @@ def add_parser(commands: Any) -> None:
     options.add_large_object_options(parser)
     options.add_output_options(parser)
     options.add_connection_options(parser)
-    parser.set_defaults(handler=run)
 
 
 @dataclass(frozen=True)
@@ -118,18 +115,15 @@ def request(args: argparse.Namespace, env: Mapping[str, str]) -> AnnotateRequest
     return AnnotateRequest(plan, connection, table)
 
 
-def run(args: argparse.Namespace) -> int:
-    checked = request(args, os.environ)
-    plan = checked.plan
-    output = output_for(args)
+def run(run: Run) -> End:
+    checked = request(run.args, run.env)
+    plan, output = checked.plan, run.output
     warn_about_path(plan.prefix, output)
-    output.note(table_text(checked.table))
-
-    stop = threading.Event()
-    install_stop_signals(stop, output)
-    store = open_store(checked.connection, plan.bucket, plan.workers, plan.marker_key)
+    run.table(checked.table)
+    stop = run.stop
+    store = run.open_store(checked.connection, plan.bucket, plan.workers, plan.marker_key)
     refuse_unsafe_path(store.bucket, plan.prefix)
-    claim = workflow.claim(store.bucket, plan, output.error, args.take_over)
+    claim = workflow.claim(store.bucket, plan, output.error, run.args.take_over, run.env)
     taken = getattr(claim, "taken_from", None)
     if taken is not None:
         output.warning(
@@ -139,27 +133,22 @@ def run(args: argparse.Namespace) -> int:
     if claim.pending is not None and claim.pending.written:
         output.note(claim.pending.sentence(plan.bucket))
     revision = workflow.Revision(plan, workflow.Work.ANNOTATE, claim)
-    workflow.run([revision], store, stop, RevisionWatch(args, output))
+    workflow.run([revision], store, stop, run.watch())
     outcome = revision.outcome
     assert outcome is not None  # the first revision always runs
-    code = workflow.exit_code([revision.result])
-    if args.quiet:
-        output.line(summary_line(f"s3://{plan.bucket}/{plan.prefix}", outcome, plan.dry_run))
+    if run.quiet:
+        summary = summary_line(f"s3://{plan.bucket}/{plan.prefix}", outcome, plan.dry_run)
     else:  # under --json the failed keys are on stderr already
-        output.line(summary_text(outcome, plan.dry_run, failures=not args.json))
-    if args.json:
-        output.document(
-            {
-                "bucket": plan.bucket,
-                "prefix": plan.prefix,
-                "marker_key": plan.marker_key,
-                "dry_run": plan.dry_run,
-                **outcome_document(outcome),
-                "pending_marker": claim.pending.state.value if claim.pending else None,
-                "exit_code": int(code),
-            }
-        )
-    return code
+        summary = summary_text(outcome, plan.dry_run, failures=not run.json)
+    document = {
+        "bucket": plan.bucket,
+        "prefix": plan.prefix,
+        "marker_key": plan.marker_key,
+        "dry_run": plan.dry_run,
+        **outcome_document(outcome),
+        "pending_marker": claim.pending.state.value if claim.pending else None,
+    }
+    return End(workflow.exit_code([revision.result]), document, summary)
 
 
 def refuse_unsafe_path(bucket: Bucket, prefix: str, command: str = NAME) -> None:
@@ -191,5 +180,5 @@ def _is_object(bucket: Bucket, key: str) -> bool:
 def _holds_anything(bucket: Bucket, prefix: str) -> bool:
     try:
         return any(True for _ in itertools.islice(bucket.list_objects(prefix), 1))
-    except (S3Error, NetworkError) as error:
-        raise EnvironmentProblem(f"cannot list s3://{bucket.name}/{prefix}: {error}") from None
+    except RequestFailed as error:
+        raise cannot_list(bucket.name, prefix, error) from None

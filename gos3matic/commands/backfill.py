@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import textwrap
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,14 +11,7 @@ from typing import Any
 
 from gos3matic import workflow
 from gos3matic.commands import options
-from gos3matic.commands.runtime import (
-    Connection,
-    RevisionWatch,
-    install_stop_signals,
-    open_store,
-    output_for,
-    progress_for,
-)
+from gos3matic.commands.runtime import Connection, End, RevisionWatch, Run
 from gos3matic.core.backfill import (
     LabelSource,
     backfill_label,
@@ -28,6 +19,7 @@ from gos3matic.core.backfill import (
     revision_environment,
 )
 from gos3matic.core.contract import (
+    gocd_traceback_url,
     parse_revision,
     traceback_url_from_env,
 )
@@ -35,7 +27,7 @@ from gos3matic.core.metadata import encode_annotation
 from gos3matic.core.outcome import Outcome, Plan, Tally
 from gos3matic.core.poller import Folder, PollerView, normalize_package, poller_view
 from gos3matic.core.shards import Shard
-from gos3matic.errors import InputError, NetworkError, S3Error
+from gos3matic.errors import InputError, RequestFailed
 from gos3matic.exitcodes import ExitCode, epilog
 from gos3matic.markers import PendingMarker, read_folders, write_pending
 from gos3matic.output import Output
@@ -43,7 +35,6 @@ from gos3matic.progress import RunProgress
 from gos3matic.report import (
     failure_lines,
     summary_line,
-    table_text,
     tally_document,
 )
 from gos3matic.store.protocols import Bucket
@@ -109,7 +100,7 @@ def add_parser(commands: Any) -> None:
     options.add_large_object_options(parser)
     options.add_output_options(parser)
     options.add_connection_options(parser)
-    parser.set_defaults(handler=run, label=None)
+    parser.set_defaults(label=None)
 
 
 @dataclass(frozen=True)
@@ -197,10 +188,8 @@ def request(args: argparse.Namespace, env: Mapping[str, str]) -> BackfillRequest
     elif traceback_url_from_env(revision_environment(env, package, "1.1", "1")):
         server = env["GO_SERVER_DASHBOARD_URL"].rstrip("/")
         pipeline, stage, job = package.rstrip("/").split("/")
-        traceback_row = (
-            f"{server}/go/tab/build/detail/{pipeline}/<N>/{stage}/<M>/{job} for revision "
-            "<N>.<M>  ($GO_SERVER_DASHBOARD_URL)"
-        )
+        example = gocd_traceback_url(server, pipeline, "<N>", stage, "<M>", job)
+        traceback_row = f"{example} for revision <N>.<M>  ($GO_SERVER_DASHBOARD_URL)"
     else:
         traceback_row = "not set (no --traceback-url, no $GO_SERVER_DASHBOARD_URL)"
     label_row = (
@@ -331,7 +320,7 @@ def write_pending_markers(
         key = f"{package}{folder.name}/"
         try:
             written.append(PendingWrite(folder.name, write_pending(bucket, key, metadata, dry_run)))
-        except (S3Error, NetworkError) as error:
+        except RequestFailed as error:
             written.append(PendingWrite(folder.name, None, f"{key}: {error}"))
     return written
 
@@ -380,7 +369,7 @@ def backfill_summary(backfill: Backfill, quiet: bool = False, failures: bool = T
 
 
 def backfill_document(
-    request: BackfillRequest, backfill: Backfill, dry_run: bool, code: int
+    request: BackfillRequest, backfill: Backfill, dry_run: bool
 ) -> dict[str, Any]:
     revisions = []
     for run in backfill.runs:
@@ -411,7 +400,6 @@ def backfill_document(
         "revisions": revisions,
         "complete": list(backfill.view.complete),
         "unparseable": list(backfill.view.unparseable),
-        "exit_code": code,
     }
     return document
 
@@ -442,13 +430,12 @@ def warn_about_folders(view: PollerView, runs: Sequence[RevisionRun], output: Ou
         )
 
 
-def run(args: argparse.Namespace) -> int:
-    checked = request(args, os.environ)
-    output = output_for(args)
-    output.note(table_text(checked.table))
-    stop = threading.Event()
-    install_stop_signals(stop, output)
-    store = open_store(checked.connection, checked.bucket, args.workers, checked.package)
+def run(run: Run) -> End:
+    args, output = run.args, run.output
+    checked = request(args, run.env)
+    run.table(checked.table)
+    stop = run.stop
+    store = run.open_store(checked.connection, checked.bucket, args.workers, checked.package)
     folders = read_folders(store, checked.package)
     view = poller_view(checked.package, folders)
     # Every plan before any write: a label that cannot be stored refuses the whole run.
@@ -465,7 +452,7 @@ def run(args: argparse.Namespace) -> int:
         )
 
     warn_about_folders(view, backfill.runs, output)
-    unused = sorted(set(checked.label_map) - {run.folder.name for run in backfill.runs})
+    unused = sorted(set(checked.label_map) - {target.folder.name for target in backfill.runs})
     if unused:
         output.line(f"gos3matic: note: --label-map revisions not backfilled: {', '.join(unused)}")
 
@@ -482,28 +469,26 @@ def run(args: argparse.Namespace) -> int:
         "\n".join(
             [f"{len(backfill.runs)} incomplete revision(s), in ascending order:"]
             + [
-                f"  {run.folder.name}  label {run.label}  ({run.source.value}; "
-                f"was: {run.folder.why_incomplete})"
-                for run in backfill.runs
+                f"  {target.folder.name}  label {target.label}  ({target.source.value}; "
+                f"was: {target.folder.why_incomplete})"
+                for target in backfill.runs
             ]
         )
     )
 
-    for run in backfill.runs:  # phase one was each revision's claim
-        taken = pending_by_folder.get(run.folder.name)
-        run.revision.claim = workflow.PendingClaim(taken.marker if taken else None)
+    for target in backfill.runs:  # phase one was each revision's claim
+        taken = pending_by_folder.get(target.folder.name)
+        target.revision.claim = workflow.PendingClaim(taken.marker if taken else None)
     if not backfill.pending_failed:  # else markers cannot be written: completing would fail too
-        revisions = [run.revision for run in backfill.runs]
-        watch = BackfillWatch(args, output, checked, backfill.runs)
+        revisions = [target.revision for target in backfill.runs]
+        watch = BackfillWatch(run, checked, backfill.runs)
         workflow.run(revisions, store, stop, watch, ORDERS[checked.mode])
 
     code = backfill.exit_code()
     if stop.is_set() and code == ExitCode.OK:
         code = ExitCode.INTERRUPTED
-    output.line(backfill_summary(backfill, quiet=args.quiet, failures=not args.json))
-    if args.json:
-        output.document(backfill_document(checked, backfill, args.dry_run, code))
-    return code
+    summary = backfill_summary(backfill, quiet=args.quiet, failures=not args.json)
+    return End(code, backfill_document(checked, backfill, args.dry_run), summary)
 
 
 ORDERS = {
@@ -522,22 +507,15 @@ ORDERS = {
 class BackfillWatch(RevisionWatch):
     """Each revision named as it starts (one by one) and summed up in one line as it ends."""
 
-    def __init__(
-        self,
-        args: argparse.Namespace,
-        output: Output,
-        request: BackfillRequest,
-        runs: Sequence[RevisionRun],
-    ) -> None:
-        super().__init__(args, output, "backfilling")
+    def __init__(self, run: Run, request: BackfillRequest, runs: Sequence[RevisionRun]) -> None:
+        super().__init__(run, "backfilling")
         self.request = request
         self.runs = {run.plan.prefix: run for run in runs}
 
     def progress(self, revisions: Sequence[workflow.Revision]) -> RunProgress:
-        what = (
-            self.what if self.request.mode == Mode.COMPLETE else self._run(revisions[0]).folder.name
-        )
-        return progress_for(self.args, self.output, what)
+        if self.request.mode == Mode.COMPLETE:
+            return self.run.progress(self.what)
+        return self.run.progress(self._run(revisions[0]).folder.name)
 
     def starting(self, revision: workflow.Revision) -> None:
         run = self._run(revision)

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from gos3matic.commands import options
-from gos3matic.commands.runtime import Connection, emit, info_stream, open_store
+from gos3matic.commands.runtime import Connection, End, Run
 from gos3matic.core.outcome import Plan
-from gos3matic.errors import NetworkError, S3Error
+from gos3matic.errors import RequestFailed
 from gos3matic.exitcodes import ExitCode, epilog
 from gos3matic.markers import (
     PendingMarker,
@@ -22,7 +20,7 @@ from gos3matic.markers import (
     refuse_revisions_below,
     write_pending,
 )
-from gos3matic.report import error_line, parameter_table, to_json, warn_about_path
+from gos3matic.report import warn_about_path
 
 NAME = "begin"
 BEGIN_NOTE = """\
@@ -55,7 +53,6 @@ def add_parser(commands: Any) -> None:
     options.add_revision_guard(parser)
     options.add_output_options(parser)
     options.add_connection_options(parser)
-    parser.set_defaults(handler=run)
 
 
 @dataclass(frozen=True)
@@ -92,48 +89,42 @@ def exit_code(pending: PendingMarker | None) -> ExitCode:
     return ExitCode.OK
 
 
-def run(args: argparse.Namespace) -> int:
-    checked = request(args, os.environ)
+def run(run: Run) -> End:
+    checked = request(run.args, run.env)
     plan = checked.plan
-    info = info_stream(args)
-    warn_about_path(plan.prefix)
-    if not args.quiet:
-        parameter_table(checked.table, info)
-    store = open_store(checked.connection, plan.bucket, 1, plan.marker_key)
+    warn_about_path(plan.prefix, run.output)
+    run.table(checked.table)
+    store = run.open_store(checked.connection, plan.bucket, 1, plan.marker_key)
     refuse_revisions_below(store.bucket, plan.prefix, NAME)
 
     pending: PendingMarker | None = None
     failure = None
     try:
         pending = write_pending(store.bucket, plan.marker_key, plan.marker_metadata, plan.dry_run)
-    except (S3Error, NetworkError) as error:
+    except RequestFailed as error:
         failure = f"cannot write the pending marker s3://{plan.bucket}/{plan.marker_key}: {error}"
-        error_line(failure)
-    code = exit_code(pending)
+        run.output.error(failure)
+    lines = []
     if pending is not None:
-        emit(pending.sentence(plan.bucket), info)
+        lines.append(pending.sentence(plan.bucket))
         if pending.state is PendingState.ALREADY_COMPLETE:
-            emit("  'completed' is never taken away: GoCD keeps this revision", info)
+            lines.append("  'completed' is never taken away: GoCD keeps this revision")
         elif pending.state is PendingState.NOT_KEPT:
-            emit(
+            lines.append(
                 "  GoCD's poll skips this folder, but the complete marker will not be kept "
-                "either: GoCD will not see this revision on this store",
-                info,
+                "either: GoCD will not see this revision on this store"
             )
-    if args.json:
-        document = {
-            "bucket": plan.bucket,
-            "prefix": plan.prefix,
-            "marker_key": plan.marker_key,
-            "dry_run": plan.dry_run,
-            "marker_state": pending.state.value if pending else "failed",
-            "marker_written": bool(pending and pending.written),
-            "marker_metadata": dict(pending.metadata)
-            if pending
-            else pending_metadata(plan.marker_metadata),
-            "pollable": bool(pending and pending.pollable),
-            "error": failure,
-            "exit_code": int(code),
-        }
-        emit(to_json(document), sys.stdout)
-    return code
+    document = {
+        "bucket": plan.bucket,
+        "prefix": plan.prefix,
+        "marker_key": plan.marker_key,
+        "dry_run": plan.dry_run,
+        "marker_state": pending.state.value if pending else "failed",
+        "marker_written": bool(pending and pending.written),
+        "marker_metadata": dict(pending.metadata)
+        if pending
+        else pending_metadata(plan.marker_metadata),
+        "pollable": bool(pending and pending.pollable),
+        "error": failure,
+    }
+    return End(exit_code(pending), document, "\n".join(lines) if lines else None)

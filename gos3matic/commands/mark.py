@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 import textwrap
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from gos3matic import workflow
 from gos3matic.commands import annotate, options
-from gos3matic.commands.runtime import (
-    Connection,
-    RevisionWatch,
-    install_stop_signals,
-    open_store,
-    output_for,
-)
+from gos3matic.commands.runtime import Connection, End, Run
 from gos3matic.core.contract import LABEL_KEY, marker_key
 from gos3matic.core.outcome import Outcome, Plan, Tally
 from gos3matic.exitcodes import epilog
@@ -26,7 +18,6 @@ from gos3matic.report import (
     MARKER_SENTENCES,
     failure_lines,
     failures_document,
-    table_text,
     warn_about_path,
 )
 
@@ -67,7 +58,6 @@ def add_parser(commands: Any) -> None:
     options.add_lease_option(parser)
     options.add_output_options(parser)
     options.add_connection_options(parser)
-    parser.set_defaults(handler=run)
 
 
 @dataclass(frozen=True)
@@ -143,52 +133,44 @@ def marker_sentence(outcome: Outcome) -> str:
     return MARKER_SENTENCES[outcome.marker]
 
 
-def run(args: argparse.Namespace) -> int:
-    checked = request(args, os.environ)
+def run(run: Run) -> End:
+    checked = request(run.args, run.env)
     plan = checked.plan
-    output = output_for(args)
-    warn_about_path(plan.prefix, output)
-    output.note(table_text(checked.table))
-    stop = threading.Event()
-    install_stop_signals(stop, output)
-    store = open_store(checked.connection, plan.bucket, plan.workers, plan.marker_key)
+    warn_about_path(plan.prefix, run.output)
+    run.table(checked.table)
+    stop = run.stop
+    store = run.open_store(checked.connection, plan.bucket, plan.workers, plan.marker_key)
     annotate.refuse_unsafe_path(store.bucket, plan.prefix, NAME)
 
-    claim = workflow.claim(store.bucket, plan, output.error, args.take_over)
+    claim = workflow.claim(store.bucket, plan, run.output.error, run.args.take_over, run.env)
     revision = workflow.Revision(plan, checked.work, claim)
-    workflow.run([revision], store, stop, RevisionWatch(args, output, "checking", check_counts))
+    workflow.run([revision], store, stop, run.watch("checking", check_counts))
     outcome = revision.outcome
     assert outcome is not None  # the first revision always runs
-    code = workflow.exit_code([revision.result])
-    if args.quiet:
-        checked_count = (
-            f"{outcome.tally.listed} checked: " if checked.work is workflow.Work.CHECK else ""
-        )
-        output.line(
-            f"s3://{plan.bucket}/{plan.prefix}: {checked_count}{check_counts(outcome.tally)}; "
+    tally = outcome.tally
+    checks = checked.work is workflow.Work.CHECK
+    if run.quiet:
+        checked_count = f"{tally.listed} checked: " if checks else ""
+        summary = (
+            f"s3://{plan.bucket}/{plan.prefix}: {checked_count}{check_counts(tally)}; "
             f"marker {marker_sentence(outcome)} ({outcome.elapsed:.1f} s)"
         )
     else:
-        output.line(mark_summary(checked, outcome, failures=not args.json))
-    if args.json:
-        tally = outcome.tally
-        output.document(
-            {
-                "bucket": plan.bucket,
-                "prefix": plan.prefix,
-                "marker_key": marker_key(plan.prefix),
-                "dry_run": plan.dry_run,
-                "checked": checked.work is workflow.Work.CHECK,
-                "listed": tally.listed,
-                "annotated": tally.skipped,
-                "not_annotated": tally.would_annotate,
-                "failed": tally.failed,
-                "marker_state": outcome.marker.value,
-                "marker_written": outcome.marker_written,
-                "marker_verified": outcome.marker_verified,
-                "interrupted": outcome.interrupted,
-                "exit_code": int(code),
-                "failures": failures_document(tally),
-            }
-        )
-    return code
+        summary = mark_summary(checked, outcome, failures=not run.json)
+    document = {
+        "bucket": plan.bucket,
+        "prefix": plan.prefix,
+        "marker_key": marker_key(plan.prefix),
+        "dry_run": plan.dry_run,
+        "checked": checks,
+        "listed": tally.listed,
+        "annotated": tally.skipped,
+        "not_annotated": tally.would_annotate,
+        "failed": tally.failed,
+        "marker_state": outcome.marker.value,
+        "marker_written": outcome.marker_written,
+        "marker_verified": outcome.marker_verified,
+        "interrupted": outcome.interrupted,
+        "failures": failures_document(tally),
+    }
+    return End(workflow.exit_code([revision.result]), document, summary)

@@ -34,11 +34,12 @@ from gos3matic.core.sizes import (
     threshold_option,
 )
 from gos3matic.errors import InputError
+from gos3matic.store.flow import DEFAULT_CEILING
 from gos3matic.store.protocols import Connection
 
 # The ceiling of requests in flight; the flow control grows towards it while answers come back
-# clean and paces itself on SlowDown (store/flow.py). Measured in benchmarks/ (README, "Speed").
-DEFAULT_MAX_IN_FLIGHT = 1024
+# clean and paces itself on SlowDown. Its home is store/flow.py; measured in benchmarks/.
+DEFAULT_MAX_IN_FLIGHT = DEFAULT_CEILING
 MAX_IN_FLIGHT = 4096
 # What any S3 has ever accepted: 3 to 255 characters (63 today; uppercase and '_' only in legacy
 # us-east-1 buckets, which still exist), a letter or digit at each end.

@@ -8,20 +8,17 @@ No object is deleted or rewritten; complete, parseable revisions are never touch
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from gos3matic.commands import options
-from gos3matic.commands.runtime import Connection, emit, info_stream, open_store
+from gos3matic.commands.runtime import Connection, End, Run
 from gos3matic.core.poller import Folder, PollerView, normalize_package, pollable, poller_view
-from gos3matic.errors import NetworkError, S3Error
+from gos3matic.errors import RequestFailed
 from gos3matic.exitcodes import ExitCode, epilog
 from gos3matic.markers import WithdrawState, read_folders, withdraw_completed, write_pending
-from gos3matic.report import error_line, parameter_table, to_json
 from gos3matic.store.protocols import Bucket
 
 NAME = "repair"
@@ -54,7 +51,6 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.add_argument("-q", "--quiet", action="store_true", help="no parameter table")
     options.add_connection_options(parser)
-    parser.set_defaults(handler=run)
 
 
 @dataclass(frozen=True)
@@ -119,13 +115,13 @@ def repair_folder(request: RepairRequest, bucket: Bucket, folder: Folder) -> Mar
             withdrawal.sentence(request.bucket),
             done,
         )
-    except (S3Error, NetworkError) as error:
+    except RequestFailed as error:
         sentence = f"FAILED {action} s3://{request.bucket}/{key}: {error}"
         return MarkerWrite(folder.name, key, action, "failed", sentence, False)
 
 
 def repair_document(
-    request: RepairRequest, writes: list[MarkerWrite], after: PollerView, code: int
+    request: RepairRequest, writes: list[MarkerWrite], after: PollerView
 ) -> dict[str, Any]:
     latest = after.latest
     return {
@@ -140,16 +136,14 @@ def repair_document(
         "poll_fails": after.poll_fails,
         "poll_error": after.poll_error,
         "revision": latest.name if latest and not after.poll_fails else None,
-        "exit_code": code,
     }
 
 
-def run(args: argparse.Namespace) -> int:
-    checked = request(args, os.environ)
-    info = info_stream(args)
-    if not args.quiet:
-        parameter_table(checked.table, info)
-    store = open_store(checked.connection, checked.bucket, MARKER_READS, checked.package)
+def run(run: Run) -> End:
+    checked = request(run.args, run.env)
+    output = run.output
+    run.table(checked.table)
+    store = run.open_store(checked.connection, checked.bucket, MARKER_READS, checked.package)
     folders = read_folders(store, checked.package)
     before = poller_view(checked.package, folders)
 
@@ -158,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         write = repair_folder(checked, store.bucket, folder)
         if write is not None:
             writes.append(write)
-            emit(write.sentence, info)
+            output.line(write.sentence)
 
     if checked.dry_run:
         after = poller_view(checked.package, [pollable(f) for f in folders])
@@ -170,16 +164,14 @@ def run(args: argparse.Namespace) -> int:
 
     verb = "would write" if checked.dry_run else "wrote"
     written = sum(1 for w in writes if w.done)
-    emit(f"repair: {verb} {written} marker(s); {len(writes) - written} failed", info)
+    summary = [f"repair: {verb} {written} marker(s); {len(writes) - written} failed"]
     if after.poll_fails:
         when = "after these writes" if checked.dry_run else "still"
-        error_line(f"GoCD's poll {when} fails: {after.poll_error}")
+        output.error(f"GoCD's poll {when} fails: {after.poll_error}")
         for problem in after.problems():
-            emit(f"gos3matic: PROBLEM: {problem}", sys.stderr)
+            output.warning(f"gos3matic: PROBLEM: {problem}")
     else:
         latest = after.latest.name if after.latest else "nothing"
         polls = "would poll" if checked.dry_run else "polls"
-        emit(f"the package {polls} cleanly: GoCD sees {latest}", info)
-    if args.json:
-        emit(to_json(repair_document(checked, writes, after, code)), sys.stdout)
-    return code
+        summary.append(f"the package {polls} cleanly: GoCD sees {latest}")
+    return End(code, repair_document(checked, writes, after), "\n".join(summary))

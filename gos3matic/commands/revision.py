@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gos3matic.commands.runtime import emit
+from gos3matic.commands.runtime import End, Run
 from gos3matic.core import ci
 from gos3matic.exitcodes import ExitCode, epilog
-from gos3matic.report import to_json
 
 NAME = "revision"
 
@@ -41,7 +38,6 @@ def add_parser(commands: Any) -> None:
         action="store_true",
         help="one JSON object: the revision, the CI detected and the variables used",
     )
-    parser.set_defaults(handler=run)
 
 
 @dataclass(frozen=True)
@@ -64,7 +60,6 @@ def revision_document(found: ci.Found) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace) -> int:
-    found = request(args, os.environ).found
-    emit(to_json(revision_document(found)) if args.json else found.value, sys.stdout)
-    return ExitCode.OK
+def run(run: Run) -> End:
+    found = request(run.args, run.env).found
+    return End(ExitCode.OK, revision_document(found), None if run.json else found.value)

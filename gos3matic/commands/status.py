@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import sys
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from gos3matic.commands import options
-from gos3matic.commands.runtime import Connection, emit, open_store
+from gos3matic.commands.runtime import Connection, End, Run
 from gos3matic.core.contract import LABEL_KEY
 from gos3matic.core.poller import PollerView, normalize_package, poller_view
 from gos3matic.exitcodes import ExitCode, epilog
 from gos3matic.markers import read_folders
-from gos3matic.report import parameter_table, to_json
+from gos3matic.report import table_text
 
 NAME = "status"
 MARKER_READS = 16  # markers read at once: one HEAD per revision folder
@@ -42,7 +40,6 @@ def add_parser(commands: Any) -> None:
     options.add_target(parser, "package")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     options.add_connection_options(parser)
-    parser.set_defaults(handler=run)
 
 
 @dataclass(frozen=True)
@@ -109,7 +106,7 @@ def _count_and_names(names: list[str]) -> str:
     return f"{len(names)}: {shown}{more}"
 
 
-def status_document(request: StatusRequest, view: PollerView, code: int) -> dict[str, Any]:
+def status_document(request: StatusRequest, view: PollerView) -> dict[str, Any]:
     latest = view.latest
     document = {
         "bucket": request.bucket,
@@ -132,29 +129,25 @@ def status_document(request: StatusRequest, view: PollerView, code: int) -> dict
         "problems": view.problems(),
         "warnings": view.warnings(),
         "notes": view.notes(),
-        "exit_code": code,
     }
     return document
 
 
-def run(args: argparse.Namespace) -> int:
-    checked = request(args, os.environ)
-    store = open_store(checked.connection, checked.bucket, MARKER_READS, checked.package)
+def run(run: Run) -> End:
+    checked = request(run.args, run.env)
+    store = run.open_store(checked.connection, checked.bucket, MARKER_READS, checked.package)
     view = poller_view(checked.package, read_folders(store, checked.package))
-    code = exit_code(view)
+    output = run.output
     if view.poll_error:
-        emit(f"gos3matic: PROBLEM: {view.poll_error}", sys.stderr)
+        output.warning(f"gos3matic: PROBLEM: {view.poll_error}")
     for problem in view.problems():
-        emit(f"gos3matic: PROBLEM: {problem}", sys.stderr)
+        output.warning(f"gos3matic: PROBLEM: {problem}")
     for warning in view.warnings():
-        emit(f"gos3matic: warning: {warning}", sys.stderr)
+        output.warning(f"gos3matic: warning: {warning}")
     for note in view.notes():
-        emit(f"gos3matic: note: {note}", sys.stderr)
-    if args.json:
-        emit(to_json(status_document(checked, view, code)), sys.stdout)
-    else:
-        parameter_table(status_table(checked, view), sys.stdout)
-    return code
+        output.warning(f"gos3matic: note: {note}")
+    table = None if run.json else table_text(status_table(checked, view))  # --json: the document
+    return End(exit_code(view), status_document(checked, view), table)
 
 
 def timestamp(value: dt.datetime | None) -> str | None:

@@ -32,7 +32,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from gos3matic.core.contract import JAVA_INT_MAX, TRACEBACK_ENV, validate_label, validate_url
+from gos3matic.core.contract import (
+    JAVA_INT_MAX,
+    TRACEBACK_ENV,
+    gocd_traceback_url,
+    validate_label,
+    validate_url,
+)
 from gos3matic.errors import InputError
 
 FIELDS = ("label", "user", "traceback_url", "revision")
@@ -168,9 +174,7 @@ class CiSystem:
 # GoCD: https://docs.gocd.org/current/faq/dev_use_current_revision_in_build.html
 # ("Standard GoCD environment variables"). GO_SERVER_DASHBOARD_URL is not GoCD's: it is the
 # convention of the GoCD S3 publisher plugin, which builds the traceback URL this way.
-_GO_SERVER, _GO_PIPELINE, _GO_PIPELINE_COUNTER, _GO_STAGE, _GO_STAGE_COUNTER, _GO_JOB = (
-    TRACEBACK_ENV
-)
+_, _, _GO_PIPELINE_COUNTER, _, _GO_STAGE_COUNTER, _ = TRACEBACK_ENV
 GOCD = CiSystem(
     key="gocd",
     name="GoCD",
@@ -179,10 +183,7 @@ GOCD = CiSystem(
     docs="https://docs.gocd.org/current/faq/dev_use_current_revision_in_build.html",
     label=Pick(("GO_PIPELINE_LABEL",)),
     user=Pick(("GO_TRIGGER_USER",)),
-    traceback_url=Template(
-        f"{{{_GO_SERVER}}}/go/tab/build/detail/{{{_GO_PIPELINE}}}/{{{_GO_PIPELINE_COUNTER}}}/"
-        f"{{{_GO_STAGE}}}/{{{_GO_STAGE_COUNTER}}}/{{{_GO_JOB}}}"
-    ),
+    traceback_url=Template(gocd_traceback_url(*(f"{{{name}}}" for name in TRACEBACK_ENV))),
     revision=Revision(_GO_PIPELINE_COUNTER, _GO_STAGE_COUNTER),
 )
 

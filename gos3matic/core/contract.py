@@ -136,16 +136,23 @@ def marker_key(prefix: str) -> str:
     return prefix
 
 
+def gocd_traceback_url(
+    server: str, pipeline: str, pipeline_counter: str, stage: str, stage_counter: str, job: str
+) -> str:
+    """The job run's page on the GoCD server, as the GoCD S3 publisher writes it: the one home of
+    its shape (core/ci.py's GoCD template and backfill's table row are built from it)."""
+    return (
+        f"{server.rstrip('/')}/go/tab/build/detail/"
+        f"{pipeline}/{pipeline_counter}/{stage}/{stage_counter}/{job}"
+    )
+
+
 def traceback_url_from_env(env: Mapping[str, str]) -> str | None:
     """The URL the upstream publisher would write, when GoCD gave every variable it needs."""
     values = [env.get(name, "") for name in TRACEBACK_ENV]
     if not all(values):
         return None
-    server, pipeline, pipeline_counter, stage, stage_counter, job = values
-    return (
-        f"{server.rstrip('/')}/go/tab/build/detail/"
-        f"{pipeline}/{pipeline_counter}/{stage}/{stage_counter}/{job}"
-    )
+    return gocd_traceback_url(*values)
 
 
 def parse_revision(name: str) -> tuple[int, int, int] | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ from gos3matic.core.contract import (
 )
 from gos3matic.errors import InputError
 
-_TWO_PART = re.compile(r"\d+\.\d+")
 PAGE_SIZE = 1000  # common prefixes per listing page, as S3 answers the poller's ListObjects
 BASE_REVISION = "0.0.0"  # Revision.base(): what the poll falls back to with no complete folder
 MANY_FOLDERS = 1000  # above this, a poll's sequential HEADs are worth a warning
@@ -475,7 +473,7 @@ def path_warning(prefix: str) -> tuple[str, bool] | None:
             "revision into <pipeline counter>.<stage counter> and will not find it",
             False,
         )
-    if not _TWO_PART.fullmatch(name):
+    if not is_revision_name(name):
         return (
             f"{name!r} is not <N>.<M>: the poller reads it as {_dotted(poller_revision(name))}, "
             "but the fetch task and backfill expect <pipeline counter>.<stage counter>",

@@ -13,11 +13,19 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from gos3matic.store.protocols import Connection, Store
+from gos3matic.store.retry import RequestLog
 
 
-def open_store(connection: Connection, bucket: str, max_in_flight: int, probe_key: str) -> Store:
+def open_store(
+    connection: Connection,
+    bucket: str,
+    max_in_flight: int,
+    probe_key: str,
+    log: RequestLog | None = None,
+) -> Store:
     """BUCKET, reachable, with clients sized for `max_in_flight` requests at once and for part
-    copies; the per-object requests share one flow control under that ceiling."""
+    copies; the per-object requests share one flow control under that ceiling. Every request
+    of either client is told to LOG, the run's request log (none: nothing logged)."""
     from gos3matic.store.boto import BOTO3_THREADS, Boto3Bucket, make_client
     from gos3matic.store.flow import FlowControl
     from gos3matic.store.multipart import PART_CONCURRENCY
@@ -25,7 +33,7 @@ def open_store(connection: Connection, bucket: str, max_in_flight: int, probe_ke
 
     threads = min(max_in_flight, BOTO3_THREADS)
     client = make_client(connection, max_connections=threads + 4 + PART_CONCURRENCY)
-    opened = Boto3Bucket(client, bucket, connection.expected_bucket_owner)
+    opened = Boto3Bucket(client, bucket, connection.expected_bucket_owner, log)
     flow = FlowControl(ceiling=max_in_flight)
     with ThreadPoolExecutor(3, thread_name_prefix="open") as start:
         access = start.submit(opened.check_access)

@@ -33,9 +33,15 @@ from gos3matic.errors import (
     S3Error,
 )
 from gos3matic.store.flow import FlowControl
-from gos3matic.store.protocols import Connection, LargeCopier, Listed
-from gos3matic.store.retry import with_retries, with_retries_async
-from gos3matic.store.translate import translated
+from gos3matic.store.protocols import (
+    Connection,
+    LargeCopier,
+    Listed,
+    copy_owner_params,
+    owner_params,
+)
+from gos3matic.store.retry import RequestLog, with_retries, with_retries_async
+from gos3matic.store.translate import operation_name, translated
 
 T = TypeVar("T")
 
@@ -153,24 +159,29 @@ def _custom_endpoint(connection: Connection) -> bool:
 class Boto3Bucket:
     """Every request GoS3-matic makes to one bucket, through boto3."""
 
-    def __init__(self, client: Any, bucket: str, expected_owner: str | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        expected_owner: str | None = None,
+        log: RequestLog | None = None,
+    ) -> None:
         self.client = client
+        self.log = log or RequestLog()  # the run's: each request told there (-v, --log)
         self.name = bucket
         self.expected_owner = expected_owner
         self._acls: bool | None = None
         self._acls_lock = threading.Lock()
-        self._owner = {"ExpectedBucketOwner": expected_owner} if expected_owner else {}
-        self._copy_owner = (
-            {**self._owner, "ExpectedSourceBucketOwner": expected_owner} if expected_owner else {}
-        )
+        self._owner = owner_params(expected_owner)
+        self._copy_owner = copy_owner_params(expected_owner)
 
     @property
     def endpoint_url(self) -> str:
         return str(self.client.meta.endpoint_url)
 
     def _call(self, operation: Callable[..., T], **params: Any) -> T:
-        what = (_operation_name(operation), str(params.get("Key", params.get("Prefix", ""))))
-        return with_retries(lambda: _raw(operation, params), what=what)
+        what = (operation_name(operation), str(params.get("Key", params.get("Prefix", ""))))
+        return with_retries(lambda: _raw(operation, params), what=what, log=self.log)
 
     # -- one object, as plain calls (the engine's awaited hot path is ThreadedObjectStore) --
 
@@ -309,6 +320,7 @@ class Boto3Bucket:
             part_size=part_size,
             expected_owner=self.expected_owner,
             acls_enabled=acls_enabled,
+            log=self.log,
         )
 
     def head_metadata(self, key: str) -> dict[str, str] | None:
@@ -318,11 +330,6 @@ class Boto3Bucket:
         except NotFound:
             return None
         return dict(head.get("Metadata") or {})
-
-
-def _operation_name(operation: Callable[..., Any]) -> str:
-    """A client method's S3 name: head_object -> HeadObject."""
-    return "".join(part.title() for part in getattr(operation, "__name__", "").split("_"))
 
 
 def _raw(operation: Callable[..., T], params: Mapping[str, Any]) -> T:
@@ -341,9 +348,8 @@ class ThreadedObjectStore:
         self.bucket = bucket
         self.flow = flow
         self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="boto3")
-        owner = bucket.expected_owner
-        self._owner = {"ExpectedBucketOwner": owner} if owner else {}
-        self._copy_owner = {**self._owner, "ExpectedSourceBucketOwner": owner} if owner else {}
+        self._owner = owner_params(bucket.expected_owner)
+        self._copy_owner = copy_owner_params(bucket.expected_owner)
 
     async def _send(self, operation: Callable[..., T], params: Mapping[str, Any]) -> T:
         loop = asyncio.get_running_loop()
@@ -351,8 +357,8 @@ class ThreadedObjectStore:
         async def attempt() -> T:
             return await loop.run_in_executor(self._pool, _raw, operation, params)
 
-        what = (_operation_name(operation), str(params.get("Key", "")))
-        return await with_retries_async(attempt, self.flow, what=what)
+        what = (operation_name(operation), str(params.get("Key", "")))
+        return await with_retries_async(attempt, self.flow, what=what, log=self.bucket.log)
 
     async def head_object(self, key: str) -> Mapping[str, Any]:
         client = self.bucket.client

@@ -303,6 +303,11 @@ class Pool:
         self.resolved_at = time.monotonic()
         if found:
             self.addresses = list(dict.fromkeys(found))
+            for connection in [c for c in self._idle if c.address not in self.addresses]:
+                connection.closed = True  # its address left the answer: close it, not reuse it
+                self.forget(connection)
+                if connection.transport is not None:
+                    connection.transport.close()
 
     # -- the pool's life on one loop --
 

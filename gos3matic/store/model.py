@@ -142,15 +142,19 @@ class CopySerializer:
             wire, where, type_name, stamp, shape = self.members[name]
             if where == "headers":
                 for key, item in value.items():
-                    headers[wire + key] = item
+                    headers[wire + key] = item.strip(_WHITESPACE)
             elif type_name == "list" and not value:
                 continue
             else:
-                headers[wire] = _header_value(type_name, stamp, shape, value)
+                headers[wire] = _header_value(type_name, stamp, shape, value).strip(_WHITESPACE)
         add_object_lock_md5(_HeadersOf(headers))
         if raw_expires is not None:
             headers["Expires"] = raw_expires
         return list(headers.items())
+
+
+# What boto3 trims from both ends of every header value it sends (ASCII whitespace only).
+_WHITESPACE = " \t\n\r\x0b\x0c"
 
 
 class _HeadersOf:

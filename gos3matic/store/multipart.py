@@ -25,8 +25,9 @@ from gos3matic.core.sizes import (
     tagging_header,
 )
 from gos3matic.store.flow import STOP_POLL
-from gos3matic.store.retry import with_retries
-from gos3matic.store.translate import translated
+from gos3matic.store.protocols import owner_params, source_owner_params
+from gos3matic.store.retry import RequestLog, with_retries
+from gos3matic.store.translate import operation_name, translated
 
 T = TypeVar("T")
 
@@ -49,11 +50,12 @@ class _Requests:
     each key once, and only one of its workers copies it.
     """
 
-    def __init__(self, client: Any, owner: str | None) -> None:
+    def __init__(self, client: Any, owner: str | None, log: RequestLog | None = None) -> None:
         self._client = client
+        self._log = log
         self.meta = client.meta  # s3transfer registers its event handlers here
-        self._owner = {"ExpectedBucketOwner": owner} if owner else {}
-        self._source_owner = {"ExpectedSourceBucketOwner": owner} if owner else {}
+        self._owner = owner_params(owner)
+        self._source_owner = source_owner_params(owner)
         self._create_extras: dict[tuple[str, str], dict[str, Any]] = {}
         self._unaborted: dict[tuple[str, str], str] = {}  # s3transfer only logs a failed abort
         self._versions: dict[tuple[str, str], str] = {}  # s3transfer drops Complete's answer
@@ -77,7 +79,8 @@ class _Requests:
             with translated():
                 return operation(**params, **self._owner)
 
-        return with_retries(attempt)
+        what = (operation_name(operation), str(params.get("Key", "")))
+        return with_retries(attempt, what=what, log=self._log)
 
     def get_object_tagging(self, **params: Any) -> Any:
         return self._call(self._client.get_object_tagging, **params)
@@ -142,10 +145,11 @@ class MultipartCopier:
         expected_owner: str | None = None,
         concurrency: int = PART_CONCURRENCY,
         acls_enabled: bool = False,
+        log: RequestLog | None = None,
     ) -> None:
         self._stop = stop
         self._acls_enabled = acls_enabled
-        self._requests = _Requests(client, expected_owner)
+        self._requests = _Requests(client, expected_owner, log)
         self.part_size = part_size
         config = TransferConfig(
             multipart_threshold=threshold,

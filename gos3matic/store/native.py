@@ -20,7 +20,7 @@ import re
 import ssl
 import urllib.request
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -35,8 +35,8 @@ from gos3matic.store.boto import BOTO3_THREADS, Boto3Bucket, ThreadedObjectStore
 from gos3matic.store.flow import FlowControl
 from gos3matic.store.http import Pool, Response
 from gos3matic.store.model import CopySerializer, HeadParser
-from gos3matic.store.protocols import Connection, ObjectStore
-from gos3matic.store.retry import with_retries, with_retries_async
+from gos3matic.store.protocols import Connection, Listed, ObjectStore, copy_owner_params
+from gos3matic.store.retry import RequestLog, with_retries, with_retries_async
 from gos3matic.store.sign import EMPTY_SHA256, Keys, Signer
 
 USER_AGENT = f"gos3matic/{__version__}"
@@ -88,8 +88,10 @@ class NativeObjectStore:
         expected_owner: str | None = None,
         flow: FlowControl | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        log: RequestLog | None = None,
     ) -> None:
         self.route = route
+        self.log = log  # the run's request log (-v, --log): each attempt told there
         self.flow = flow or FlowControl(max_connections)
         if route.scheme == "https" and ssl_context is None:
             ssl_context = tls_context()
@@ -112,18 +114,17 @@ class NativeObjectStore:
         self._acl_shape = service_model.operation_model("GetObjectAcl").output_shape
         self._xml = botocore.parsers.create_parser("rest-xml")
         self._owner = [("x-amz-expected-bucket-owner", expected_owner)] if expected_owner else []
-        self._copy_owner = (
-            {"ExpectedBucketOwner": expected_owner, "ExpectedSourceBucketOwner": expected_owner}
-            if expected_owner
-            else {}
-        )
+        self._copy_owner = copy_owner_params(expected_owner)  # as headers by CopySerializer
 
     # -- ObjectStore --
 
     async def head_object(self, key: str) -> Mapping[str, Any]:
         path = self.route.path(key)
         answer = await with_retries_async(
-            lambda: self.send("HEAD", "HeadObject", path), self.flow, what=("HeadObject", key)
+            lambda: self.send("HEAD", "HeadObject", path),
+            self.flow,
+            what=("HeadObject", key),
+            log=self.log,
         )
         return self._head.parse(answer.headers)
 
@@ -133,6 +134,7 @@ class NativeObjectStore:
             lambda: self.send("GET", "GetObjectAcl", path, "acl"),
             self.flow,
             what=("GetObjectAcl", key),
+            log=self.log,
         )
         parsed: dict[str, Any] = self._xml.parse(
             {"status_code": 200, "headers": HeadersDict(), "body": answer.body}, self._acl_shape
@@ -147,8 +149,15 @@ class NativeObjectStore:
             lambda: self.send("PUT", "CopyObject", path, "", headers, owner=False),
             self.flow,
             what=("CopyObject", params["Key"]),
+            log=self.log,
         )
         return answer.header("x-amz-version-id")
+
+    def list_pages(self, prefix: str) -> AsyncIterator[list[Listed]]:
+        """The objects under PREFIX, a page at a time, the next page requested ahead."""
+        from gos3matic.store.listing import NativeListing
+
+        return NativeListing(self).objects(prefix)
 
     # -- one attempt --
 
@@ -196,7 +205,7 @@ class NativeObjectStore:
             lines.append("content-length: 0")
         lines.extend(f"{name}: {value}" for name, value in sent)
         lines.append("\r\n")
-        return "\r\n".join(lines).encode("latin-1")
+        return "\r\n".join(lines).encode()  # header values in UTF-8, as boto3 sends them
 
 
 def s3_error(status: int, body: bytes | None, operation: str) -> S3Error:
@@ -278,6 +287,7 @@ def _native_store(
         max_connections,
         connection.expected_bucket_owner,
         flow=FlowControl(max_connections),  # the probe's requests are not the run's
+        log=bucket.log,
     )
     import asyncio
 
@@ -287,6 +297,7 @@ def _native_store(
         with_retries(
             lambda: asyncio.run(store.send("HEAD", "HeadObject", path)),
             what=("HeadObject", probe_key),
+            log=bucket.log,
         )
         native_status = 200
     except S3Error as error:

@@ -29,6 +29,22 @@ class Connection:
     expected_bucket_owner: str | None = None
 
 
+def owner_params(account: str | None) -> dict[str, str]:
+    """--expected-bucket-owner as boto3 names it on a request: S3 then refuses (403) a bucket
+    that another account owns. Nothing when no account is expected."""
+    return {"ExpectedBucketOwner": account} if account else {}
+
+
+def source_owner_params(account: str | None) -> dict[str, str]:
+    """The same for the source bucket of a copy (CopyObject, UploadPartCopy)."""
+    return {"ExpectedSourceBucketOwner": account} if account else {}
+
+
+def copy_owner_params(account: str | None) -> dict[str, str]:
+    """Both, for a copy onto itself: its source bucket is the bucket too."""
+    return {**owner_params(account), **source_owner_params(account)}
+
+
 @dataclass(frozen=True)
 class Listed:
     """One object of a listing."""

@@ -132,12 +132,10 @@ class Signer:
         day = stamp[:8]
         scope = f"{day}/{self.region}/{self.service}/aws4_request"
         to_sign = f"{ALGORITHM}\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-        signature = hmac.new(
-            self.signing_key(day, keys.secret_key), to_sign.encode(), hashlib.sha256
-        ).hexdigest()
+        signature = hmac.digest(self.signing_key(day, keys.secret_key), to_sign.encode(), "sha256")
         return (
             f"{ALGORITHM} Credential={keys.access_key}/{scope}, "
-            f"SignedHeaders={signed_names}, Signature={signature}"
+            f"SignedHeaders={signed_names}, Signature={signature.hex()}"
         )
 
 
@@ -153,4 +151,4 @@ def canonical_query(query: str) -> str:
 
 
 def _hmac(key: bytes, message: str) -> bytes:
-    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+    return hmac.digest(key, message.encode(), "sha256")

@@ -6,8 +6,9 @@ from __future__ import annotations
 import socket
 import ssl
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import botocore.exceptions as bce
 
@@ -24,6 +25,11 @@ def to_s3_error(error: bce.ClientError) -> S3Error:
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     code = str(info.get("Code") or "")
     return S3Error.of(code, str(info.get("Message") or ""), int(status or 0), error.operation_name)
+
+
+def operation_name(operation: Callable[..., Any]) -> str:
+    """A boto3 client method's S3 name, for the request log: head_object -> HeadObject."""
+    return "".join(part.title() for part in getattr(operation, "__name__", "").split("_"))
 
 
 @contextmanager

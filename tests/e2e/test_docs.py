@@ -1,5 +1,6 @@
-"""The README and every command's --help agree: options, exit codes, marker_state values. Read
-from the real command's --help, as a user reads it."""
+"""The README is the front door: short, its links resolve, its two commands, command table and
+exit codes are the program's. Every command's --help lists its exit codes. (The manual's own
+checks are in test_docs_site.py and test_doc_examples.py.)"""
 
 from __future__ import annotations
 
@@ -13,11 +14,10 @@ import pytest
 from gos3matic.commands import COMMANDS
 from gos3matic.commands.backfill import RESULT_SENTENCES
 from gos3matic.core.outcome import MarkerState
-from gos3matic.exitcodes import meanings
+from gos3matic.exitcodes import ExitCode, meanings
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text(encoding="utf-8")
-OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z-]+|-q)\b")
 
 
 def help_of(command: str) -> str:
@@ -27,31 +27,40 @@ def help_of(command: str) -> str:
     ).stdout  # fmt: skip
 
 
-def section(start: str, end: str) -> str:
-    return README[README.index(start) : README.index(end, README.index(start))]
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 
-def test_the_readme_annotate_table_lists_exactly_the_options_of_annotate_help():
-    table = section("| option | meaning |", "\n\n")
-    in_readme = {match for row in table.splitlines() for match in OPTION.findall(row.split("|")[1])}
-    heads = [
-        re.split(r"\s{2,}", line.strip())[0]  # "-q, --quiet", "--max-in-flight N, --workers N"
-        for line in help_of("annotate").splitlines()
-        if line.startswith("  -")
+def test_the_readme_is_a_short_front_door_whose_links_all_resolve():
+    links = [target for target in LINK.findall(README) if "://" not in target]
+
+    assert len(README.splitlines()) <= 250
+    assert links
+    assert [target for target in links if not (REPO / target).is_file()] == []
+
+
+def test_the_readme_starts_with_the_two_commands_and_lists_every_command():
+    two = README[README.index("## Two commands") :]
+    block = two[two.index("```") : two.index("```", two.index("```") + 3)]
+    assert [line.split()[:2] for line in block.splitlines()[1:] if line.startswith("make")] == [
+        ["make", "demo"],
+        ["make", "test"],
     ]
-    in_help = {option for head in heads for option in OPTION.findall(head)} - {"--help"}
+    makefile = (REPO / "Makefile").read_text()
+    assert "\ndemo: install\n" in makefile and "\ntest: install\n" in makefile
+    table = README[README.index("| command | what it does |") :].split("\n\n")[0]
+    assert [re.match(r"\| `gos3matic (\w+)", row)[1] for row in table.splitlines()[2:]] == [
+        "begin", "annotate", "mark", "status", "repair", "backfill", "revision"
+    ]  # fmt: skip
+    assert {command.NAME for command in COMMANDS} == {
+        "begin", "annotate", "mark", "status", "repair", "backfill", "revision"
+    }  # fmt: skip
 
-    assert in_readme == in_help
 
-
-def test_the_readme_annotate_exit_codes_are_those_of_annotate_help():
-    table = section("### Exit codes", "Every error is one line")
+def test_the_readme_exit_codes_are_exitcodes_py():
+    table = README[README.index("## Exit codes") : README.index("## The manual")]
     in_readme = [int(code) for code in re.findall(r"^\| (\d+) \|", table, re.MULTILINE)]
-    epilog = help_of("annotate").split("exit codes:")[1]
-    in_help = [int(code) for code in re.findall(r"^  (\d+) ", epilog, re.MULTILINE)]
 
-    assert in_readme == in_help == [int(code) for code in meanings("annotate")]
-    assert "a `--dry-run` in which no object would fail" in table  # 0; a dry run can exit 1
+    assert in_readme == [int(code) for code in ExitCode]
 
 
 @pytest.mark.parametrize("command", [command.NAME for command in COMMANDS])
@@ -64,9 +73,11 @@ def test_every_help_lists_its_exit_codes_and_what_json_prints(command):
     assert "every exit prints one JSON object" in " ".join(text.split())
 
 
-def test_the_readme_names_every_marker_state_and_backfill_result():
-    states = section("`marker_state` is one of", "## Credentials")
-    results = section("`result` (", "the object")[len("`result`") :]
+def test_the_manual_names_every_marker_state_and_backfill_result():
+    annotate = (REPO / "docs" / "commands" / "annotate.md").read_text(encoding="utf-8")
+    backfill = (REPO / "docs" / "commands" / "backfill.md").read_text(encoding="utf-8")
+    results = backfill[backfill.index("`result` (") : backfill.index("the object counts")]
 
-    assert set(re.findall(r"`([a-z-]+)`", states)) >= {state.value for state in MarkerState}
-    assert set(re.findall(r"`([a-z-]+)`", results)) == set(RESULT_SENTENCES)
+    assert "`marker_state` is one of\n<!-- generated: marker-states -->" in annotate
+    assert set(re.findall(r"`([a-z-]+)`", results[len("`result`") :])) == set(RESULT_SENTENCES)
+    assert {state.value for state in MarkerState}  # the generator lists them all (test_docs_site)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from typing import Any
 
 import pytest
@@ -19,12 +18,6 @@ PREFIX = f"{PACKAGE}42.1/"
 def upload(s3: Any, bucket: str, *keys: str) -> None:
     for key in keys:
         s3.put_object(Bucket=bucket, Key=key, Body=b"payload")
-
-
-def timed(run_cli, server, *args: str, env: dict[str, str] | None = None) -> tuple[Any, float]:
-    started = time.monotonic()
-    result = run_cli(server, *args, env=env)
-    return result, time.monotonic() - started
 
 
 # -- credentials the store refuses ----------------------------------------------------------------
@@ -45,8 +38,8 @@ def test_refused_credentials_are_named_with_where_they_came_from(
     upload(seaweed_client, seaweed_bucket, f"{PREFIX}a.bin")
     before = snapshot(seaweed_client, seaweed_bucket)
 
-    result, seconds = timed(
-        run_cli, seaweed_s3, "annotate", seaweed_bucket, PREFIX, "--label", "42", "--json",
+    result = run_cli(
+        seaweed_s3, "annotate", seaweed_bucket, PREFIX, "--label", "42", "--json",
         env=credentials,
     )  # fmt: skip
 
@@ -56,7 +49,7 @@ def test_refused_credentials_are_named_with_where_they_came_from(
     assert "from the environment ($AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY)" in error
     assert "access denied" not in error
     assert "not-the-secret" not in result.stdout + result.stderr
-    assert seconds < 10
+    assert "retrying" not in result.stderr, result.stderr  # refused keys are not retried
     assert snapshot(seaweed_client, seaweed_bucket) == before
 
 
@@ -101,15 +94,15 @@ def test_a_plain_access_denied_says_whose_credentials(run_cli, moto_s3, moto_buc
 
 def test_a_host_name_that_does_not_resolve_ends_at_once(run_cli, moto_s3, moto_bucket):
     """.invalid never resolves (RFC 2606): no request is sent anywhere."""
-    result, seconds = timed(
-        run_cli, moto_s3, "annotate", moto_bucket, PREFIX, "--label", "42", "--json",
+    result = run_cli(
+        moto_s3, "annotate", moto_bucket, PREFIX, "--label", "42", "--json",
         "--endpoint-url", "http://nonexistent.invalid:9",
     )  # fmt: skip
 
     assert result.returncode == 3, result.stderr
     error = json.loads(result.stdout)["error"]
     assert error.startswith("cannot resolve the host name of http://nonexistent.invalid:9")
-    assert seconds < 5, seconds  # retried 8 times, it took 15 s
+    assert "retrying" not in result.stderr, result.stderr  # once retried 8 times (~15 s)
 
 
 def test_an_endpoint_that_refuses_connections_is_never_silent_while_retried(
@@ -138,15 +131,15 @@ def test_https_against_an_http_server_ends_at_once_and_says_so(
     upload(moto_client, moto_bucket, f"{PREFIX}a.bin")
     https = moto_s3.endpoint_url.replace("http://", "https://")
 
-    result, seconds = timed(
-        run_cli, moto_s3, "annotate", moto_bucket, PREFIX, "--label", "42",
+    result = run_cli(
+        moto_s3, "annotate", moto_bucket, PREFIX, "--label", "42",
         "--endpoint-url", https,
     )  # fmt: skip
 
     assert result.returncode == 3, result.stderr
     assert f"gos3matic: error: TLS with {https} failed" in result.stderr
     assert "use http://" in result.stderr
-    assert seconds < 5, seconds
+    assert "retrying" not in result.stderr, result.stderr  # a TLS mismatch is never retried
 
 
 # -- paths that are not one revision ------------------------------------------------------------

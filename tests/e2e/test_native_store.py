@@ -6,10 +6,12 @@ difference in shape, header or encoding between the two clients shows up here.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import email.utils
 import socket
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import botocore.session
@@ -30,7 +32,7 @@ from gos3matic.store.boto import (
 )
 from gos3matic.store.model import CopySerializer
 from gos3matic.store.native import NativeObjectStore, Route, open_object_store
-from gos3matic.store.protocols import Connection
+from gos3matic.store.protocols import Connection, Listed
 
 PREFIX = "app/build/package/7.1/"
 ANNOTATION = encode_annotation({"go_pipeline_label": "7.1", "user": "Zoë"})
@@ -397,3 +399,28 @@ def test_timestamps_parse_as_botocore_parses_them(when, form):
     }[form]
 
     assert parse_timestamp(text) == botocore.utils.parse_timestamp(text)
+
+
+# -- the listing on the same connections --
+
+
+def test_the_native_listing_is_boto3s_listing_across_pages(server_env, s3, bucket):
+    keys = [PREFIX + name for name in AWKWARD_KEYS] + [f"{PREFIX}many/{i:04}" for i in range(1010)]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda key: s3.put_object(Bucket=bucket, Key=key, Body=b"x" * 3), keys))
+    s3.put_object(Bucket=bucket, Key="elsewhere/not-listed", Body=b"x")
+    native, _ = open_native(server_env, bucket)
+    expected = [
+        (entry["Key"], entry["Size"], entry["ETag"])
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=PREFIX)
+        for entry in page.get("Contents", [])
+    ]
+
+    async def pages() -> list[list[Listed]]:
+        return [page async for page in native.store.list_pages(PREFIX)]
+
+    listed = asyncio.run(pages())
+
+    assert len(listed) >= 2  # more than one page of 1,000
+    assert [(o.key, o.size, o.etag) for page in listed for o in page] == expected
+    assert len(expected) >= 1010

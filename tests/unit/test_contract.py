@@ -158,6 +158,33 @@ def test_an_s3_url_is_split_whatever_the_case_of_its_scheme(url):
 
 
 @pytest.mark.parametrize(
+    ("path", "one_revision"),
+    [
+        ("app/build/package/42.1/", True),
+        ("deep/app/build/package/42.1/", True),
+        ("app/build/package/42.1.3/", False),  # the fetch task never finds a three-part name
+        ("app/build/package/2147483648.1/", False),  # the poller's Integer.valueOf throws
+        ("app/build/package/latest/", False),
+        ("build/package/42.1/", False),  # no pipeline above it
+        ("app/build/package/", False),
+    ],
+)
+def test_a_path_is_one_revision_when_its_folder_is_an_n_dot_m_the_poller_parses(path, one_revision):
+    assert looks_like_revision_path(path) is one_revision
+
+
+def test_the_gocd_ci_template_is_the_publisher_s_url_itself():
+    from gos3matic.core import ci
+
+    assert ci.GOCD.traceback_url.read(GO_ENV) is not None
+    assert ci.GOCD.traceback_url.read(GO_ENV)[0] == traceback_url_from_env(GO_ENV)
+    assert ci.GOCD.traceback_url.describe() == (
+        "$GO_SERVER_DASHBOARD_URL/go/tab/build/detail/$GO_PIPELINE_NAME/$GO_PIPELINE_COUNTER/"
+        "$GO_STAGE_NAME/$GO_STAGE_COUNTER/$GO_JOB_NAME"
+    )
+
+
+@pytest.mark.parametrize(
     "name, expected",
     [
         ("42.1", True),

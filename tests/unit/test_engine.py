@@ -32,7 +32,7 @@ from gos3matic.core.poller import poller_view
 from gos3matic.core.shards import owns
 from gos3matic.core.sizes import MiB
 from gos3matic.engine import annotate_prefix, annotate_revisions, read_markers
-from gos3matic.errors import EnvironmentProblem
+from gos3matic.errors import EndpointUnreachable, EnvironmentProblem
 from gos3matic.markers import read_folders
 from gos3matic.store.flow import FlowControl
 from gos3matic.store.retry import ATTEMPTS
@@ -317,6 +317,22 @@ def test_a_listing_refused_from_the_start_is_an_environment_problem():
     with pytest.raises(EnvironmentProblem, match=f"cannot list s3://bucket/{REVISION}"):
         annotate(memory)
     assert memory.written_keys() == []
+
+
+def test_a_certificate_no_longer_trusted_mid_run_ends_the_run_with_it():
+    """EndpointUnreachable is no object's failure: nothing new starts, no marker is written, and
+    the run ends with the error (exit 3) instead of failing every object one by one."""
+    in_flight = 32
+    memory = seeded(500, flow=FlowControl(ceiling=in_flight))
+    untrusted = EndpointUnreachable("TLS with https://s3.example failed: not trusted")
+    memory.fail("HeadObject", untrusted, times=None, after=100)
+
+    with pytest.raises(EndpointUnreachable, match="not trusted"):
+        annotate(memory)
+
+    # The marker's HEAD, 100 answered, then at most what was in flight when the first failed.
+    assert memory.sent("HeadObject") <= 1 + 100 + 2 * in_flight
+    assert PLAN.marker_key not in memory.stored
 
 
 def test_a_listing_that_stops_midway_leaves_no_marker():

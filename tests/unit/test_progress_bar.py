@@ -4,6 +4,7 @@ is read back and taken apart as a person's terminal would show it."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import fcntl
 import os
@@ -14,7 +15,7 @@ import termios
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from support.terminal import Screen
@@ -22,7 +23,7 @@ from tqdm import tqdm
 
 from gos3matic import output as output_module
 from gos3matic import progress as progress_module
-from gos3matic.core.outcome import Result, Tally
+from gos3matic.core.outcome import Plan, Result, Tally
 from gos3matic.output import Output
 from gos3matic.progress import (
     BAR_WIDTH,
@@ -34,6 +35,7 @@ from gos3matic.progress import (
     layout,
 )
 from gos3matic.report import counts_for
+from gos3matic.store.protocols import Listed, Store
 
 WORKERS = 4
 PER_WORKER = 150
@@ -179,3 +181,46 @@ def test_a_terminal_too_narrow_for_a_status_line_gets_log_lines_and_no_tqdm(monk
         display = display_for(Output(stdout=stream, stderr=stream), True, "annotating", str)
 
     assert isinstance(display, LogProgress) and made == []
+
+
+class _Pages:
+    """A hot-path store that lists on the loop, a page at a time."""
+
+    def __init__(self, pages: list[list[str]]) -> None:
+        self.pages = pages
+        self.flow = object()
+
+    async def list_pages(self, prefix: str) -> Any:
+        for page in self.pages:
+            await asyncio.sleep(0)
+            yield [Listed(key=prefix + key, size=1, etag='"e"') for key in page]
+
+
+class _Totals:
+    def __init__(self) -> None:
+        self.totals: list[int] = []
+
+    def listing_complete(self, tally: Tally) -> None:
+        self.totals.append(tally.listed)
+
+
+def test_a_listing_on_the_loop_tells_the_total_once_its_last_page_is_read_not_used_up():
+    plan = Plan("b", "p/42.1/", {"go_pipeline_label": "42"}, {}, workers=8)
+    pages = [["a", "b"], ["c", ""]]  # "" is the marker's own key: not counted
+    totals = _Totals()
+    progress = RunProgress(Output(), totals)
+    store = progress.watching(Store(cast(Any, object()), cast(Any, _Pages(pages))), plan)
+
+    async def consume() -> list[list[int]]:
+        seen = []
+        async for page in store.objects.list_pages(plan.prefix):
+            for _ in range(5):  # the engine takes its time over a page's objects
+                await asyncio.sleep(0)
+            seen.append(list(totals.totals))
+            assert page
+        return seen
+
+    seen = asyncio.run(consume())
+
+    assert seen == [[], [2 + 1]]  # known while the last page's objects are still being taken
+    assert totals.totals == [3]
