@@ -273,6 +273,9 @@ class Lease:
                 return self.bucket.put_marker(self.key, metadata, if_match=etag, body=body)
             except PreconditionFailed:
                 head = _head(self.bucket, self.key)
+                landed = head is not None and _same_etag(str(head.get("ETag")), _etag(body))
+                if landed and dict((head or {}).get("Metadata") or {}) == dict(metadata):
+                    return None  # our write landed, its reply was lost: the retry's 412
                 if head is None or not _same_etag(str(head.get("ETag")), etag):
                     raise
                 self.if_match_broken = True
