@@ -22,7 +22,7 @@ import botocore.credentials
 import botocore.session
 import pytest
 from botocore.awsrequest import AWSRequest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from support.blocking import Blocking
 from support.rawserver import answer, raw_server
@@ -247,13 +247,24 @@ def boto3_sends(client: Any, params: dict[str, Any]) -> tuple[str, dict[str, str
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(params=copy_params())
+@example(  # found in CI: a value of one space, which botocore sends untrimmed without awscrt
+    params={
+        "Bucket": BUCKET,
+        "Key": "0",
+        "CopySource": f"{BUCKET}/0",
+        "MetadataDirective": "REPLACE",
+        "Metadata": {"0": " "},
+    }
+)
 def test_copy_headers_and_url_are_the_ones_boto3_sends(offline_client, params):
     url, theirs = boto3_sends(offline_client, params)
     route = Route("http", "127.0.0.1:9", f"/{BUCKET}/", "us-east-1")
 
     ours = CopySerializer(SERVICE_MODEL.operation_model("CopyObject")).headers(params)
 
-    assert dict(ours) == theirs
+    # Compared as a server receives them: HTTP drops SP and HTAB at either end of a value, which
+    # botocore trims only when awscrt is installed (a value of " " came through as " " without).
+    assert dict(ours) == {name: value.strip(" \t") for name, value in theirs.items()}
     assert len(ours) == len(theirs)  # no header twice
     assert urlsplit(url).path == route.path(params["Key"])
 
