@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from support.inprocess import run_main
 from support.readback import snapshot
 
+from gos3matic.commands.options import MAX_IN_FLIGHT
 from gos3matic.devserver import LocalS3
 
 PREFIX = "app/build/package/42.1/"
@@ -96,8 +97,8 @@ OPTIONS = {
     "key2": option("--key", ["source=jenkins"], ["go_pipeline_label=1"]),
     "workers": option(
         "--workers",
-        ["1", "4", "256"],
-        ["0", "-1", "257", "many", "1.5", ""],
+        ["1", "4", "256", str(MAX_IN_FLIGHT)],
+        ["0", "-1", str(MAX_IN_FLIGHT + 1), "many", "1.5", ""],
         st.integers().map(str),
     ),
     "threshold": option(
