@@ -39,6 +39,13 @@ def add_parser(commands: Any) -> None:
     )
     options.add_target(parser, "package")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print only the revision GoCD's poll returns (nothing when none) and the problems; "
+        "the exit code says the rest",
+    )
     options.add_connection_options(parser)
 
 
@@ -142,11 +149,17 @@ def run(run: Run) -> End:
         output.warning(f"gos3matic: PROBLEM: {view.poll_error}")
     for problem in view.problems():
         output.warning(f"gos3matic: PROBLEM: {problem}")
-    for warning in view.warnings():
-        output.warning(f"gos3matic: warning: {warning}")
-    for note in view.notes():
-        output.warning(f"gos3matic: note: {note}")
-    table = None if run.json else table_text(status_table(checked, view))  # --json: the document
+    if not run.quiet:
+        for warning in view.warnings():
+            output.warning(f"gos3matic: warning: {warning}")
+        for note in view.notes():
+            output.warning(f"gos3matic: note: {note}")
+    if run.json:
+        table = None  # the document says it all
+    elif run.quiet:  # a script's `$(gos3matic status -q …)`: the revision, or nothing
+        table = view.latest.name if view.latest and not view.poll_fails else None
+    else:
+        table = table_text(status_table(checked, view))
     return End(exit_code(view), status_document(checked, view), table)
 
 

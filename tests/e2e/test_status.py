@@ -268,3 +268,30 @@ def test_a_missing_bucket_is_exit_3(run_cli, moto_s3):
     result = run_cli(moto_s3, "status", "no-such-bucket-here", "app/build/package")
     assert result.returncode == 3
     assert "does not exist" in result.stderr
+
+
+def test_quiet_prints_only_the_revision_gocd_sees(run_cli, moto_s3, moto_client, moto_bucket):
+    publish(moto_client, moto_bucket, "41.1", "41")
+    upload(moto_client, moto_bucket, "42.1")
+    mark(moto_client, moto_bucket, "42.1", go_pipeline_label="42")  # pending: in the table only
+
+    result = run_cli(moto_s3, "status", moto_bucket, PACKAGE, "-q")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "41.1\n"
+    assert result.stderr == ""
+    loud = run_cli(moto_s3, "status", moto_bucket, PACKAGE)
+    assert "incomplete     1: 42.1" in loud.stdout  # the table -q leaves out
+
+
+def test_quiet_prints_nothing_and_the_problem_when_every_poll_fails(
+    run_cli, moto_s3, moto_client, moto_bucket
+):
+    publish(moto_client, moto_bucket, "41.1", "41")
+    upload(moto_client, moto_bucket, "42.1")  # no marker: the poller's HEAD throws
+
+    result = run_cli(moto_s3, "status", moto_bucket, PACKAGE, "--quiet")
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "PROBLEM" in result.stderr and f"{PACKAGE}42.1/" in result.stderr
