@@ -105,6 +105,21 @@ class PendingState(enum.Enum):
     WOULD_WRITE = "would-write"  # --dry-run
     MISSING = "missing"  # PUT answered, yet no object reads back: the folder still has none
 
+    @property
+    def sentence(self) -> str:
+        """The state in a person's words, for summaries (--json keeps the value)."""
+        return _PENDING_SENTENCES[self]
+
+
+_PENDING_SENTENCES = {
+    PendingState.WRITTEN: "written and read back",
+    PendingState.NOT_KEPT: "written, but the store dropped its metadata",
+    PendingState.ALREADY_PENDING: "already there",
+    PendingState.ALREADY_COMPLETE: "already complete",
+    PendingState.WOULD_WRITE: "would be written",
+    PendingState.MISSING: "written, yet nothing reads back",
+}
+
 
 @dataclass(frozen=True)
 class PendingMarker:

@@ -332,7 +332,7 @@ def backfill_summary(backfill: Backfill, quiet: bool = False, failures: bool = T
     """One line per revision (all -q prints), the failed keys, then the folders left alone."""
     lines = [] if quiet else ["backfill:"]
     for write in [] if quiet else backfill.pending:  # -q: the revisions alone (--json has them)
-        state = write.result if write.marker else f"FAILED: {write.error}"
+        state = write.marker.state.sentence if write.marker else f"FAILED: {write.error}"
         lines.append(f"  {write.folder}  had no marker: pending marker {state}")
     for run in backfill.runs:
         tally = run.outcome.tally if run.outcome else Tally()

@@ -151,6 +151,21 @@ def test_dry_run_shows_the_plan_and_writes_nothing(run_cli, moto_s3, moto_client
     assert report["revisions"][0]["would_annotate"] == 3
 
 
+def test_the_summary_says_what_became_of_each_pending_marker_in_words(
+    run_cli, moto_s3, moto_client, moto_bucket
+):
+    seed_history(moto_client, moto_bucket)
+
+    planned = backfill(run_cli, moto_s3, moto_bucket, "--dry-run")
+    done = backfill(run_cli, moto_s3, moto_bucket)
+
+    assert planned.returncode == 0 and done.returncode == 0, planned.stderr + done.stderr
+    assert "41.1  had no marker: pending marker would be written" in planned.stdout
+    assert "41.1  had no marker: pending marker written and read back" in done.stdout
+    for words in ("would-write", "pending marker written\n"):  # the enum's raw values
+        assert words not in planned.stdout + done.stdout
+
+
 def test_a_failed_revision_stops_the_run_and_a_rerun_resumes(
     run_cli, moto_s3, moto_client, moto_bucket
 ):
